@@ -1,0 +1,94 @@
+// Package fiat holds the domain types every other package builds on:
+// services, versions and their content hashes, environments, and the
+// problems a refused deploy reports. It depends on nothing outside the
+// standard library.
+package fiat
+
+import (
+	"fmt"
+	"time"
+)
+
+// Kind says how a service runs.
+type Kind string
+
+const (
+	// Script services are Starlark code run inside fiat.
+	Script Kind = "script"
+	// Process services are commands fiat runs, listening on PORT.
+	Process Kind = "process"
+)
+
+// Production is the env that bare service addresses resolve to.
+const Production = "production"
+
+// Config is the behaviour-defining configuration of one service, as fiat.toml
+// gives it after defaults are applied. It is part of a version's hash, so two
+// versions with the same files but different limits are different versions.
+type Config struct {
+	Kind Kind `json:"kind"`
+	// MaxSteps bounds the Starlark execution steps of one request.
+	MaxSteps uint64 `json:"max_steps"`
+	// Timeout bounds the wall time of one request.
+	Timeout time.Duration `json:"timeout"`
+}
+
+// File is one file of a version, its path relative to the service's dir.
+type File struct {
+	Path string `json:"path"`
+	Data []byte `json:"data"`
+}
+
+// Version is an immutable snapshot of one service. Its ID is the hash of
+// everything else in it except Created.
+type Version struct {
+	ID      Hash   `json:"id"`
+	Service string `json:"service"`
+	Config  Config `json:"config"`
+	// Files are sorted by path.
+	Files []File `json:"files"`
+	// Uses maps each service this version calls to the exact version it calls.
+	Uses    map[string]Hash `json:"uses,omitempty"`
+	Created time.Time       `json:"created"`
+}
+
+// Env maps each of its services to one version.
+type Env struct {
+	Name     string          `json:"name"`
+	Services map[string]Hash `json:"services"`
+}
+
+// Problem is one reason a deploy was refused, located in the project.
+type Problem struct {
+	Path    string `json:"path"`
+	Line    int    `json:"line,omitempty"`
+	Col     int    `json:"col,omitempty"`
+	Message string `json:"message"`
+}
+
+func (p Problem) String() string {
+	switch {
+	case p.Path == "":
+		return p.Message
+	case p.Line == 0:
+		return fmt.Sprintf("%s: %s", p.Path, p.Message)
+	case p.Col == 0:
+		return fmt.Sprintf("%s:%d: %s", p.Path, p.Line, p.Message)
+	}
+	return fmt.Sprintf("%s:%d:%d: %s", p.Path, p.Line, p.Col, p.Message)
+}
+
+// Problems is the error of a refused deploy: every problem found, not just
+// the first, so a user fixes them in one pass.
+type Problems []Problem
+
+func (ps Problems) Error() string {
+	s := ""
+	for i, p := range ps {
+		if i > 0 {
+			s += "\n"
+		}
+		s += p.String()
+	}
+	return s
+}

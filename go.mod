@@ -1,0 +1,3 @@
+module github.com/fiatdev/fiat
+
+go 1.25.0

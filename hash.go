@@ -1,0 +1,112 @@
+package fiat
+
+import (
+	"crypto/sha256"
+	"encoding/base32"
+	"encoding/binary"
+	"fmt"
+	"hash"
+	"slices"
+	"strings"
+)
+
+// ScriptAPI names the script runtime's host API. It is part of every script
+// version's hash: code that runs against a different API is different code.
+const ScriptAPI = "fiat-starlark/1"
+
+// Hash is a version's id: sha256 of its canonical encoding, in lowercase
+// base32 without padding (52 characters).
+type Hash string
+
+// ShortLen is how many characters of a hash its version address uses.
+const ShortLen = 12
+
+// MinPrefixLen is the shortest hash prefix the CLI accepts, as git does.
+const MinPrefixLen = 8
+
+var hashEncoding = base32.NewEncoding("abcdefghijklmnopqrstuvwxyz234567").WithPadding(base32.NoPadding)
+
+// HashLen is the length of a full hash.
+var HashLen = hashEncoding.EncodedLen(sha256.Size)
+
+// Short is the hash as version addresses show it.
+func (h Hash) Short() string {
+	if len(h) < ShortLen {
+		return string(h)
+	}
+	return string(h[:ShortLen])
+}
+
+// IsHashPrefix reports whether s could be a prefix of a hash, of at least
+// MinPrefixLen characters.
+func IsHashPrefix(s string) bool {
+	if len(s) < MinPrefixLen || len(s) > HashLen {
+		return false
+	}
+	for _, c := range s {
+		if !(c >= 'a' && c <= 'z' || c >= '2' && c <= '7') {
+			return false
+		}
+	}
+	return true
+}
+
+// CheckHashPrefix explains what is wrong with a hash prefix a user typed.
+func CheckHashPrefix(s string) error {
+	if IsHashPrefix(s) {
+		return nil
+	}
+	return fmt.Errorf("%q is not a version hash: give at least %d of its characters (a-z, 2-7), as `fiat versions` shows them", s, MinPrefixLen)
+}
+
+// HashVersion computes the id of v from its service name, config, files and
+// uses. The encoding is canonical: every field is length-prefixed and every
+// collection sorted, so the same input gives the same hash on any machine.
+func HashVersion(v *Version) Hash {
+	e := encoder{h: sha256.New()}
+	e.str("fiat version 1")
+	e.str(v.Service)
+	e.str(string(v.Config.Kind))
+	if v.Config.Kind == Script {
+		e.str(ScriptAPI)
+	}
+	e.uint(v.Config.MaxSteps)
+	e.uint(uint64(v.Config.Timeout))
+	files := slices.Clone(v.Files)
+	slices.SortFunc(files, func(a, b File) int { return strings.Compare(a.Path, b.Path) })
+	e.uint(uint64(len(files)))
+	for _, f := range files {
+		e.str(f.Path)
+		e.bytes(f.Data)
+	}
+	uses := make([]string, 0, len(v.Uses))
+	for name := range v.Uses {
+		uses = append(uses, name)
+	}
+	slices.Sort(uses)
+	e.uint(uint64(len(uses)))
+	for _, name := range uses {
+		e.str(name)
+		e.str(string(v.Uses[name]))
+	}
+	return Hash(hashEncoding.EncodeToString(e.h.Sum(nil)))
+}
+
+type encoder struct {
+	h   hash.Hash
+	buf [binary.MaxVarintLen64]byte
+}
+
+func (e *encoder) uint(n uint64) {
+	e.h.Write(e.buf[:binary.PutUvarint(e.buf[:], n)])
+}
+
+func (e *encoder) bytes(b []byte) {
+	e.uint(uint64(len(b)))
+	e.h.Write(b)
+}
+
+func (e *encoder) str(s string) {
+	e.uint(uint64(len(s)))
+	e.h.Write([]byte(s))
+}

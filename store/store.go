@@ -1,0 +1,102 @@
+// Package store defines where fiat keeps its state: versions, envs and the
+// history of every change to them. Implementations live in subpackages
+// (store/sqlite now, store/postgres when several nodes share state) and
+// must accept the same portable SQL semantics: every Apply is one
+// transaction, durable once it returns.
+package store
+
+import (
+	"context"
+	"errors"
+	"time"
+
+	"github.com/fiatdev/fiat"
+)
+
+// Errors an implementation returns, wrapped with detail; match with errors.Is.
+var (
+	ErrNotFound   = errors.New("not found")
+	ErrAmbiguous  = errors.New("ambiguous hash prefix")
+	ErrNoPrevious = errors.New("no previous version")
+	ErrEnvExists  = errors.New("env already exists")
+)
+
+// Store is fiat's durable state.
+type Store interface {
+	// Apply commits one change in a single transaction and returns what it
+	// did. Once it returns nil the change survives a crash or power loss.
+	Apply(ctx context.Context, c Change) (Record, error)
+	// State is everything the router needs to serve: every env's mapping
+	// and every version's metadata, without files.
+	State(ctx context.Context) (State, error)
+	// Version returns one version with its files.
+	Version(ctx context.Context, id fiat.Hash) (*fiat.Version, error)
+	// Resolve finds the version of service whose hash starts with prefix.
+	Resolve(ctx context.Context, service, prefix string) (fiat.Hash, error)
+	// Versions lists the versions of service, newest first.
+	Versions(ctx context.Context, service string) ([]VersionInfo, error)
+	// Env returns one env's mapping.
+	Env(ctx context.Context, name string) (fiat.Env, error)
+	Close() error
+}
+
+// Change is one transaction against the store. Exactly one of its
+// operations (Set and Undo together count as one) is given.
+type Change struct {
+	// Env is the env the change applies to.
+	Env string
+	// Kind records why, in the history: "deploy", "rollback", "promote", "fork", "delete".
+	Kind string
+	// Versions are stored if not already there (content-addressed, so
+	// storing an existing version again is a no-op).
+	Versions []*fiat.Version
+	// Set points services of Env at versions, creating Env if it is new.
+	Set map[string]fiat.Hash
+	// Undo points each named service of Env back at the version it had
+	// before its current one was set, stepping further back each time it is
+	// repeated, like an undo stack. ErrNoPrevious if there is none.
+	Undo []string
+	// CopyFrom points every service of the env named here at the version
+	// it has there, in Env. With Create, Env must not exist yet (fork).
+	CopyFrom string
+	// Create requires Env to be new (ErrEnvExists otherwise).
+	Create bool
+	// Delete removes Env and its mapping; history is kept.
+	Delete bool
+}
+
+// Record is what one Apply did.
+type Record struct {
+	ID   int64     `json:"id"`
+	Env  string    `json:"env"`
+	Kind string    `json:"kind"`
+	At   time.Time `json:"at"`
+	// Switched lists each service whose version changed.
+	Switched []Switch `json:"switched"`
+	// After is Env's mapping once the change is applied (empty if deleted).
+	After fiat.Env `json:"after"`
+}
+
+// Switch is one service moving from one version to another in an env.
+// From is empty when the service is new to the env.
+type Switch struct {
+	Service string    `json:"service"`
+	From    fiat.Hash `json:"from,omitempty"`
+	To      fiat.Hash `json:"to"`
+}
+
+// State is the routable state.
+type State struct {
+	Envs     []fiat.Env
+	Versions []VersionInfo
+}
+
+// VersionInfo is a version's metadata.
+type VersionInfo struct {
+	ID      fiat.Hash   `json:"id"`
+	Service string      `json:"service"`
+	Config  fiat.Config `json:"config"`
+	Created time.Time   `json:"created"`
+	// Envs lists the envs now pointing at this version (Versions only).
+	Envs []string `json:"envs"`
+}
