@@ -1,0 +1,119 @@
+package api
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+
+	"github.com/fiatdev/fiat"
+	"github.com/fiatdev/fiat/deploy"
+	"github.com/fiatdev/fiat/project"
+	"github.com/fiatdev/fiat/store"
+)
+
+// Client calls the admin API.
+type Client struct {
+	// Server is the admin API's base URL, e.g. http://127.0.0.1:8081.
+	Server string
+	Token  string
+	HTTP   *http.Client
+}
+
+// Deploy sends the project in bundle to env.
+func (c *Client) Deploy(ctx context.Context, env string, bundle project.Bundle) (deploy.Result, error) {
+	var body bytes.Buffer
+	if err := bundle.WriteTar(&body); err != nil {
+		return deploy.Result{}, err
+	}
+	var res deploy.Result
+	err := c.call(ctx, "POST", "/v1/deploy?env="+url.QueryEscape(env), "application/x-tar", &body, &res)
+	return res, err
+}
+
+// Versions lists the versions of service, newest first.
+func (c *Client) Versions(ctx context.Context, service string) ([]store.VersionInfo, error) {
+	var vs []store.VersionInfo
+	err := c.call(ctx, "GET", "/v1/services/"+url.PathEscape(service)+"/versions", "", nil, &vs)
+	return vs, err
+}
+
+// Rollback points service in env back at its previous version, or at the
+// version whose hash starts with to.
+func (c *Client) Rollback(ctx context.Context, env, service, to string) (deploy.Result, error) {
+	var res deploy.Result
+	err := c.callJSON(ctx, "POST", "/v1/services/"+url.PathEscape(service)+"/rollback", RollbackRequest{Env: env, To: to}, &res)
+	return res, err
+}
+
+// Envs lists every env.
+func (c *Client) Envs(ctx context.Context) ([]fiat.Env, error) {
+	var envs []fiat.Env
+	err := c.call(ctx, "GET", "/v1/envs", "", nil, &envs)
+	return envs, err
+}
+
+// Fork creates env name with the versions of env from.
+func (c *Client) Fork(ctx context.Context, name, from string) (deploy.Result, error) {
+	var res deploy.Result
+	err := c.callJSON(ctx, "POST", "/v1/envs", ForkRequest{Name: name, From: from}, &res)
+	return res, err
+}
+
+// DeleteEnv removes env name.
+func (c *Client) DeleteEnv(ctx context.Context, name string) error {
+	return c.call(ctx, "DELETE", "/v1/envs/"+url.PathEscape(name), "", nil, nil)
+}
+
+// Promote points every service of env to at its version in env from.
+func (c *Client) Promote(ctx context.Context, from, to string) (deploy.Result, error) {
+	var res deploy.Result
+	err := c.callJSON(ctx, "POST", "/v1/promote", PromoteRequest{From: from, To: to}, &res)
+	return res, err
+}
+
+func (c *Client) callJSON(ctx context.Context, method, path string, in, out any) error {
+	body, err := json.Marshal(in)
+	if err != nil {
+		return err
+	}
+	return c.call(ctx, method, path, "application/json", bytes.NewReader(body), out)
+}
+
+func (c *Client) call(ctx context.Context, method, path, contentType string, body io.Reader, out any) error {
+	req, err := http.NewRequestWithContext(ctx, method, c.Server+path, body)
+	if err != nil {
+		return err
+	}
+	if contentType != "" {
+		req.Header.Set("Content-Type", contentType)
+	}
+	req.Header.Set("Authorization", "Bearer "+c.Token)
+	httpClient := c.HTTP
+	if httpClient == nil {
+		httpClient = http.DefaultClient
+	}
+	resp, err := httpClient.Do(req)
+	if err != nil {
+		return fmt.Errorf("cannot reach the fiat server at %s: %w (start it with `fiat serve`, or point --server / FIAT_SERVER at it)", c.Server, err)
+	}
+	defer resp.Body.Close()
+	data, err := io.ReadAll(resp.Body)
+	if err != nil {
+		return err
+	}
+	if resp.StatusCode >= 300 {
+		apiErr := &Error{Status: resp.StatusCode}
+		if json.Unmarshal(data, apiErr) != nil || apiErr.Message == "" {
+			apiErr.Message = fmt.Sprintf("%s %s: %s: %s", method, path, resp.Status, bytes.TrimSpace(data))
+		}
+		return apiErr
+	}
+	if out == nil {
+		return nil
+	}
+	return json.Unmarshal(data, out)
+}

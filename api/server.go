@@ -1,0 +1,207 @@
+// Package api is fiat's admin API, JSON over HTTP on the admin port, and the
+// client the CLI uses to call it. docs/api.md is its reference.
+package api
+
+import (
+	"context"
+	"crypto/subtle"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"strings"
+
+	"github.com/fiatdev/fiat"
+	"github.com/fiatdev/fiat/deploy"
+	"github.com/fiatdev/fiat/project"
+	"github.com/fiatdev/fiat/store"
+)
+
+// ServerConfig is what the admin API serves from.
+type ServerConfig struct {
+	Deployer *deploy.Deployer
+	Store    store.Store
+	// Token is the admin token every /v1 request must present as
+	// "Authorization: Bearer <token>".
+	Token string
+	// MaxBundle is the largest project bundle a deploy accepts, in bytes.
+	MaxBundle int64
+	// Metrics serves /metrics.
+	Metrics http.Handler
+	Logger  *slog.Logger
+}
+
+// NewServer returns the admin API's handler.
+func NewServer(cfg ServerConfig) http.Handler {
+	s := &server{cfg}
+	mux := http.NewServeMux()
+	mux.Handle("GET /metrics", cfg.Metrics)
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) { fmt.Fprintln(w, "ok") })
+	mux.Handle("POST /v1/deploy", s.auth(s.deploy))
+	mux.Handle("GET /v1/envs", s.auth(s.envs))
+	mux.Handle("POST /v1/envs", s.auth(s.fork))
+	mux.Handle("DELETE /v1/envs/{name}", s.auth(s.deleteEnv))
+	mux.Handle("POST /v1/promote", s.auth(s.promote))
+	mux.Handle("GET /v1/services/{service}/versions", s.auth(s.versions))
+	mux.Handle("POST /v1/services/{service}/rollback", s.auth(s.rollback))
+	mux.Handle("/", s.auth(func(r *http.Request) (any, error) {
+		return nil, &Error{Status: http.StatusNotFound, Message: fmt.Sprintf("no such API endpoint: %s %s (see docs/api.md)", r.Method, r.URL.Path)}
+	}))
+	return mux
+}
+
+type server struct{ cfg ServerConfig }
+
+// endpoint answers one API call with a value to encode as JSON or an error.
+type endpoint func(r *http.Request) (any, error)
+
+func (s *server) auth(e endpoint) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		token, _ := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
+		if subtle.ConstantTimeCompare([]byte(token), []byte(s.cfg.Token)) != 1 {
+			s.reply(w, r, nil, &Error{Status: http.StatusUnauthorized, Message: "missing or wrong admin token: set FIAT_TOKEN to the token in the server's <data>/admin-token file"})
+			return
+		}
+		v, err := e(r)
+		s.reply(w, r, v, err)
+	})
+}
+
+func (s *server) reply(w http.ResponseWriter, r *http.Request, v any, err error) {
+	w.Header().Set("Content-Type", "application/json")
+	if err != nil {
+		apiErr := ErrorOf(err)
+		if apiErr.Status >= 500 {
+			s.cfg.Logger.Error("admin API", "method", r.Method, "path", r.URL.Path, "err", err)
+		}
+		w.WriteHeader(apiErr.Status)
+		v = apiErr
+	}
+	if v == nil {
+		v = struct{}{}
+	}
+	json.NewEncoder(w).Encode(v)
+}
+
+// ErrorOf gives every error its status: the user's mistakes are 4xx with a
+// message that says what to do; anything else is a 500.
+func ErrorOf(err error) *Error {
+	var apiErr *Error
+	var problems fiat.Problems
+	switch {
+	case errors.As(err, &apiErr):
+		return apiErr
+	case errors.As(err, &problems):
+		return &Error{Status: http.StatusUnprocessableEntity, Message: fmt.Sprintf("deploy refused: %s; nothing changed", plural(len(problems), "problem")), Problems: problems}
+	case errors.Is(err, project.ErrTooLarge):
+		return &Error{Status: http.StatusRequestEntityTooLarge, Message: err.Error()}
+	case errors.Is(err, deploy.ErrInvalid), errors.Is(err, store.ErrAmbiguous):
+		return &Error{Status: http.StatusBadRequest, Message: err.Error()}
+	case errors.Is(err, store.ErrNotFound):
+		return &Error{Status: http.StatusNotFound, Message: err.Error()}
+	case errors.Is(err, store.ErrNoPrevious), errors.Is(err, store.ErrEnvExists):
+		return &Error{Status: http.StatusConflict, Message: err.Error()}
+	case errors.Is(err, context.Canceled):
+		return &Error{Status: 499, Message: "request canceled"}
+	}
+	return &Error{Status: http.StatusInternalServerError, Message: err.Error()}
+}
+
+func plural(n int, what string) string {
+	if n == 1 {
+		return "1 " + what
+	}
+	return fmt.Sprintf("%d %ss", n, what)
+}
+
+func (s *server) deploy(r *http.Request) (any, error) {
+	bundle, err := project.ReadTar(http.MaxBytesReader(nil, r.Body, s.cfg.MaxBundle+1), s.cfg.MaxBundle)
+	if err != nil {
+		var tooLarge *http.MaxBytesError
+		if errors.As(err, &tooLarge) {
+			return nil, fmt.Errorf("%w: the project bundle exceeds the limit of %d bytes", project.ErrTooLarge, s.cfg.MaxBundle)
+		}
+		return nil, err
+	}
+	return s.cfg.Deployer.Deploy(r.Context(), envParam(r.URL.Query().Get("env")), bundle)
+}
+
+func envParam(env string) string {
+	if env == "" {
+		return fiat.Production
+	}
+	return env
+}
+
+func (s *server) envs(r *http.Request) (any, error) {
+	return s.cfg.Deployer.Envs(), nil
+}
+
+// ForkRequest creates env Name from env From.
+type ForkRequest struct {
+	Name string `json:"name"`
+	From string `json:"from"`
+}
+
+func (s *server) fork(r *http.Request) (any, error) {
+	var req ForkRequest
+	if err := decode(r, &req); err != nil {
+		return nil, err
+	}
+	return s.cfg.Deployer.Fork(r.Context(), req.Name, envParam(req.From))
+}
+
+func (s *server) deleteEnv(r *http.Request) (any, error) {
+	return nil, s.cfg.Deployer.DeleteEnv(r.Context(), r.PathValue("name"))
+}
+
+// PromoteRequest points every service of env To at its version in env From.
+type PromoteRequest struct {
+	From string `json:"from"`
+	To   string `json:"to"`
+}
+
+func (s *server) promote(r *http.Request) (any, error) {
+	var req PromoteRequest
+	if err := decode(r, &req); err != nil {
+		return nil, err
+	}
+	return s.cfg.Deployer.Promote(r.Context(), req.From, envParam(req.To))
+}
+
+func (s *server) versions(r *http.Request) (any, error) {
+	service := r.PathValue("service")
+	versions, err := s.cfg.Store.Versions(r.Context(), service)
+	if err != nil {
+		return nil, err
+	}
+	if len(versions) == 0 {
+		return nil, &Error{Status: http.StatusNotFound, Message: fmt.Sprintf("no versions of service %q: deploy a project that declares [services.%s] with `fiat deploy`", service, service)}
+	}
+	return versions, nil
+}
+
+// RollbackRequest points a service of Env back at its previous version, or
+// at the version whose hash starts with To.
+type RollbackRequest struct {
+	Env string `json:"env"`
+	To  string `json:"to,omitempty"`
+}
+
+func (s *server) rollback(r *http.Request) (any, error) {
+	var req RollbackRequest
+	if err := decode(r, &req); err != nil {
+		return nil, err
+	}
+	return s.cfg.Deployer.Rollback(r.Context(), envParam(req.Env), r.PathValue("service"), req.To)
+}
+
+func decode(r *http.Request, v any) error {
+	dec := json.NewDecoder(http.MaxBytesReader(nil, r.Body, 1<<20))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(v); err != nil {
+		return &Error{Status: http.StatusBadRequest, Message: fmt.Sprintf("request body is not the JSON this endpoint takes (see docs/api.md): %v", err)}
+	}
+	return nil
+}

@@ -1,0 +1,304 @@
+package cli
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"slices"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/fiatdev/fiat"
+	"github.com/fiatdev/fiat/deploy"
+	"github.com/fiatdev/fiat/project"
+	"github.com/fiatdev/fiat/server"
+	"github.com/fiatdev/fiat/store"
+)
+
+func (c *cli) serveCmd() *cobra.Command {
+	cfg := server.Defaults
+	var deployDir string
+	cmd := &cobra.Command{
+		Use:   "serve",
+		Short: "Run the fiat platform: the public router and the admin API",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			cfg.Logger = slog.New(slog.NewTextHandler(c.stderr, nil))
+			ctx := cmd.Context()
+			s, err := server.Start(ctx, cfg)
+			if err != nil {
+				return err
+			}
+			fmt.Fprintf(c.stdout, "fiat is serving http://SERVICE.%s:%s (router on %s), admin API on http://%s\n",
+				cfg.Domain, s.Addresses.Port, s.Public, s.Admin)
+			if s.NewToken {
+				fmt.Fprintf(c.stdout, "created the admin token in %s (the CLI reads it from there, or from FIAT_TOKEN)\n", s.TokenPath)
+			}
+			if deployDir != "" {
+				bundle, err := project.Load(deployDir)
+				if err == nil {
+					var res deploy.Result
+					res, err = s.Deployer.Deploy(ctx, fiat.Production, bundle)
+					printResult(c.stdout, res)
+				}
+				if err != nil {
+					s.Shutdown(context.Background())
+					return fmt.Errorf("--deploy %s: %w", deployDir, err)
+				}
+			}
+			select {
+			case <-ctx.Done():
+			case err := <-waitErr(s):
+				return err
+			}
+			shutdown, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+			defer cancel()
+			return s.Shutdown(shutdown)
+		},
+	}
+	f := cmd.Flags()
+	f.StringVar(&cfg.Listen, "listen", cfg.Listen, "address of the public router")
+	f.StringVar(&cfg.Admin, "admin", cfg.Admin, "address of the admin API")
+	f.StringVar(&cfg.Data, "data", cfg.Data, "directory holding fiat's state (SQLite)")
+	f.StringVar(&cfg.Domain, "domain", cfg.Domain, "domain of every public address")
+	f.Int64Var(&cfg.MaxBundle, "max-bundle", cfg.MaxBundle, "largest project a deploy accepts, in bytes")
+	f.Int64Var(&cfg.MaxBody, "max-body", cfg.MaxBody, "largest request body a service may read, in bytes")
+	f.IntVar(&cfg.MaxHeader, "max-header", cfg.MaxHeader, "largest request header, in bytes")
+	f.StringVar(&deployDir, "deploy", "", "deploy the project in this directory to production once started")
+	return cmd
+}
+
+func waitErr(s *server.Server) <-chan error {
+	ch := make(chan error, 1)
+	go func() { ch <- s.Wait() }()
+	return ch
+}
+
+func (c *cli) initCmd() *cobra.Command {
+	return &cobra.Command{
+		Use:   "init [DIR]",
+		Short: "Write a small working project into DIR (default .)",
+		Args:  cobra.MaximumNArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			dir := argOr(args, ".")
+			if err := project.Init(dir); err != nil {
+				return err
+			}
+			c.print(map[string]string{"dir": dir}, func(w io.Writer) {
+				fmt.Fprintf(w, "wrote a project to %s: deploy it with `fiat deploy %s`\n", dir, dir)
+			})
+			return nil
+		},
+	}
+}
+
+func argOr(args []string, fallback string) string {
+	if len(args) > 0 {
+		return args[0]
+	}
+	return fallback
+}
+
+func (c *cli) deployCmd() *cobra.Command {
+	var env string
+	cmd := &cobra.Command{
+		Use:   "deploy [DIR]",
+		Short: "Deploy the project in DIR (default .): validated, tested, then live in one step",
+		Args:  cobra.MaximumNArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			bundle, err := project.Load(argOr(args, "."))
+			if err != nil {
+				return err
+			}
+			client, err := c.client()
+			if err != nil {
+				return err
+			}
+			res, err := client.Deploy(cmd.Context(), env, bundle)
+			if err != nil {
+				return err
+			}
+			c.print(res, func(w io.Writer) { printResult(w, res) })
+			return nil
+		},
+	}
+	cmd.Flags().StringVar(&env, "env", fiat.Production, "env to deploy to (created if new)")
+	return cmd
+}
+
+func printResult(w io.Writer, res deploy.Result) {
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	changed := 0
+	for _, s := range res.Services {
+		state := "unchanged"
+		if s.Changed {
+			state = "changed"
+			changed++
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", s.Name, s.Version.Short(), state, s.URL, s.VersionURL)
+	}
+	tw.Flush()
+	if changed == 0 && len(res.Services) > 0 {
+		fmt.Fprintf(w, "nothing changed in %s (%.2f ms)\n", res.Env, res.DeployMS)
+		return
+	}
+	fmt.Fprintf(w, "%s updated in %.2f ms\n", res.Env, res.DeployMS)
+}
+
+func (c *cli) versionsCmd() *cobra.Command {
+	return &cobra.Command{
+		Use:   "versions SERVICE",
+		Short: "List the versions of a service, newest first, and the envs that use them",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			client, err := c.client()
+			if err != nil {
+				return err
+			}
+			versions, err := client.Versions(cmd.Context(), args[0])
+			if err != nil {
+				return err
+			}
+			c.print(versions, func(w io.Writer) { printVersions(w, versions) })
+			return nil
+		},
+	}
+}
+
+func printVersions(w io.Writer, versions []store.VersionInfo) {
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(tw, "VERSION\tCREATED\tENVS")
+	for _, v := range versions {
+		fmt.Fprintf(tw, "%s\t%s\t%s\n", v.ID.Short(), v.Created.Local().Format("2006-01-02 15:04:05"), strings.Join(v.Envs, ","))
+	}
+	tw.Flush()
+}
+
+func (c *cli) rollbackCmd() *cobra.Command {
+	var env, to string
+	cmd := &cobra.Command{
+		Use:   "rollback SERVICE",
+		Short: "Point a service back at its previous version (again and again, like undo), or at --to HASH",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			client, err := c.client()
+			if err != nil {
+				return err
+			}
+			res, err := client.Rollback(cmd.Context(), env, args[0], to)
+			if err != nil {
+				return err
+			}
+			c.print(res, func(w io.Writer) { printResult(w, res) })
+			return nil
+		},
+	}
+	cmd.Flags().StringVar(&env, "env", fiat.Production, "env to roll back in")
+	cmd.Flags().StringVar(&to, "to", "", "hash (or unique prefix of 8+ characters) of the version to go to")
+	return cmd
+}
+
+func (c *cli) envCmd() *cobra.Command {
+	env := &cobra.Command{Use: "env", Short: "List, fork and delete envs"}
+	var from string
+	fork := &cobra.Command{
+		Use:   "fork NEW",
+		Short: "Create env NEW with the same versions as --from",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			client, err := c.client()
+			if err != nil {
+				return err
+			}
+			res, err := client.Fork(cmd.Context(), args[0], from)
+			if err != nil {
+				return err
+			}
+			c.print(res, func(w io.Writer) { printResult(w, res) })
+			return nil
+		},
+	}
+	fork.Flags().StringVar(&from, "from", fiat.Production, "env to copy")
+	env.AddCommand(&cobra.Command{
+		Use:   "list",
+		Short: "List envs and the versions of their services",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			client, err := c.client()
+			if err != nil {
+				return err
+			}
+			envs, err := client.Envs(cmd.Context())
+			if err != nil {
+				return err
+			}
+			c.print(envs, func(w io.Writer) { printEnvs(w, envs) })
+			return nil
+		},
+	}, fork, &cobra.Command{
+		Use:   "delete NAME",
+		Short: "Delete an env; its versions keep their addresses",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			client, err := c.client()
+			if err != nil {
+				return err
+			}
+			if err := client.DeleteEnv(cmd.Context(), args[0]); err != nil {
+				return err
+			}
+			c.print(map[string]string{"deleted": args[0]}, func(w io.Writer) { fmt.Fprintf(w, "deleted env %s\n", args[0]) })
+			return nil
+		},
+	})
+	return env
+}
+
+func printEnvs(w io.Writer, envs []fiat.Env) {
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(tw, "ENV\tSERVICE\tVERSION")
+	for _, env := range envs {
+		services := make([]string, 0, len(env.Services))
+		for s := range env.Services {
+			services = append(services, s)
+		}
+		slices.Sort(services)
+		for _, s := range services {
+			fmt.Fprintf(tw, "%s\t%s\t%s\n", env.Name, s, env.Services[s].Short())
+		}
+		if len(services) == 0 {
+			fmt.Fprintf(tw, "%s\t-\t-\n", env.Name)
+		}
+	}
+	tw.Flush()
+}
+
+func (c *cli) promoteCmd() *cobra.Command {
+	var from, to string
+	cmd := &cobra.Command{
+		Use:   "promote --from ENV --to ENV",
+		Short: "Switch every service of --to to the versions --from has, in one step",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			client, err := c.client()
+			if err != nil {
+				return err
+			}
+			res, err := client.Promote(cmd.Context(), from, to)
+			if err != nil {
+				return err
+			}
+			c.print(res, func(w io.Writer) { printResult(w, res) })
+			return nil
+		},
+	}
+	cmd.Flags().StringVar(&from, "from", "", "env whose versions to take")
+	cmd.Flags().StringVar(&to, "to", fiat.Production, "env to switch")
+	cmd.MarkFlagRequired("from")
+	return cmd
+}

@@ -1,0 +1,245 @@
+// Package router is fiat's only hot path: it resolves a request's host to a
+// version and hands the request to that version's handler. Resolving is a
+// lookup in in-memory tables that changes swap atomically; nothing here
+// touches the database.
+package router
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+	"slices"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/fiatdev/fiat"
+	"github.com/fiatdev/fiat/metrics"
+)
+
+// Loader starts a version that is not running yet, e.g. the first request
+// to it after a restart.
+type Loader func(ctx context.Context, id fiat.Hash) (http.Handler, error)
+
+// Config is what a Router needs.
+type Config struct {
+	Addresses fiat.Addresses
+	Load      Loader
+	Metrics   *metrics.Metrics
+	// MaxBody is the largest request body, in bytes, a handler may read.
+	MaxBody int64
+}
+
+// Router serves every public address.
+type Router struct {
+	cfg Config
+	// envs is swapped whole on every change, so a request sees one env's
+	// services either all before or all after a change.
+	envs atomic.Pointer[envTable]
+	// versionHosts maps version labels ("hello-abcdefghijkl") to versions.
+	// Versions live forever, so it only grows and needs no swapping.
+	versionHosts sync.Map
+	mu           sync.Mutex // serializes writers
+	versions     map[fiat.Hash]*version
+}
+
+// envTable is one immutable generation of the env addresses.
+type envTable struct {
+	hosts map[string]*version // service labels ("hello", "hello--staging")
+	envs  map[string]fiat.Env
+}
+
+// New returns a Router with no envs and no versions.
+func New(cfg Config) *Router {
+	r := &Router{cfg: cfg, versions: map[fiat.Hash]*version{}}
+	r.envs.Store(&envTable{hosts: map[string]*version{}, envs: map[string]fiat.Env{}})
+	return r
+}
+
+// AddVersion makes a stored version routable at its version address. If
+// handler is nil the version is started by the Loader on its first request.
+func (r *Router) AddVersion(id fiat.Hash, service string, handler http.Handler) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	v := r.versions[id]
+	if v == nil {
+		v = &version{
+			id:      id,
+			service: service,
+			header:  []string{id.Short()},
+			metrics: r.cfg.Metrics.Version(service, id.Short()),
+		}
+		r.versions[id] = v
+		r.versionHosts.Store(fiat.VersionLabel(service, id), v)
+	}
+	if handler != nil {
+		v.running.Store(&running{handler})
+	}
+}
+
+// SetEnvs replaces the mappings of the given envs in one atomic step, and
+// removes the envs named in deleted. Every version they use must have been
+// added first.
+func (r *Router) SetEnvs(envs []fiat.Env, deleted ...string) error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	old := r.envs.Load()
+	next := &envTable{hosts: make(map[string]*version, len(old.hosts)), envs: make(map[string]fiat.Env, len(old.envs)+len(envs))}
+	for name, env := range old.envs {
+		next.envs[name] = env
+	}
+	for _, name := range deleted {
+		delete(next.envs, name)
+	}
+	for _, env := range envs {
+		next.envs[env.Name] = env
+	}
+	for _, env := range next.envs {
+		for service, id := range env.Services {
+			v := r.versions[id]
+			if v == nil {
+				return fmt.Errorf("router: env %s uses version %s of %s, which was never added", env.Name, id, service)
+			}
+			next.hosts[fiat.ServiceLabel(service, env.Name)] = v
+		}
+	}
+	r.envs.Store(next)
+	return nil
+}
+
+// Env returns the mapping of one env as the router serves it now.
+func (r *Router) Env(name string) (fiat.Env, bool) {
+	env, ok := r.envs.Load().envs[name]
+	return env, ok
+}
+
+// Envs returns every env as the router serves it now, sorted by name.
+func (r *Router) Envs() []fiat.Env {
+	table := r.envs.Load().envs
+	envs := make([]fiat.Env, 0, len(table))
+	for _, env := range table {
+		envs = append(envs, env)
+	}
+	slices.SortFunc(envs, func(a, b fiat.Env) int { return strings.Compare(a.Name, b.Name) })
+	return envs
+}
+
+// Knows reports whether a version has been added.
+func (r *Router) Knows(id fiat.Hash) bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.versions[id] != nil
+}
+
+func (r *Router) ServeHTTP(w http.ResponseWriter, req *http.Request) {
+	label, ok := r.cfg.Addresses.Label(req.Host)
+	if !ok {
+		r.notFound(w, req.Host)
+		return
+	}
+	v := r.envs.Load().hosts[label]
+	if v == nil {
+		found, ok := r.versionHosts.Load(label)
+		if !ok {
+			r.notFound(w, req.Host)
+			return
+		}
+		v = found.(*version)
+	}
+	v.serve(w, req, r)
+}
+
+func (r *Router) notFound(w http.ResponseWriter, host string) {
+	example := fiat.Addresses{Domain: r.cfg.Addresses.Domain}
+	http.Error(w, fmt.Sprintf("fiat: no service answers at %q. Deploy one with `fiat deploy`: "+
+		"a service named hello answers at %s in production and at %s in env staging.",
+		host, example.Service("hello", fiat.Production), example.Service("hello", "staging")), http.StatusNotFound)
+}
+
+// version is one version as the router serves it, shared by every address
+// that points at it.
+type version struct {
+	id      fiat.Hash
+	service string
+	header  []string // the Fiat-Version header's value, shared by every response
+	metrics *metrics.Version
+	running atomic.Pointer[running]
+	start   sync.Mutex
+}
+
+type running struct{ http.Handler }
+
+func (v *version) handler(ctx context.Context, load Loader) (http.Handler, error) {
+	if r := v.running.Load(); r != nil {
+		return r.Handler, nil
+	}
+	v.start.Lock()
+	defer v.start.Unlock()
+	if r := v.running.Load(); r != nil {
+		return r.Handler, nil
+	}
+	h, err := load(ctx, v.id)
+	if err != nil {
+		return nil, err
+	}
+	v.running.Store(&running{h})
+	return h, nil
+}
+
+var statusWriters = sync.Pool{New: func() any { return new(statusWriter) }}
+
+func (v *version) serve(w http.ResponseWriter, req *http.Request, r *Router) {
+	began := time.Now()
+	w.Header()["Fiat-Version"] = v.header
+	sw := statusWriters.Get().(*statusWriter)
+	sw.ResponseWriter, sw.code = w, 0
+	defer func() {
+		v.metrics.Observe(sw.status(), time.Since(began))
+		sw.ResponseWriter = nil
+		statusWriters.Put(sw)
+	}()
+	if req.ContentLength > r.cfg.MaxBody {
+		http.Error(sw, fmt.Sprintf("fiat: request body of %d bytes exceeds the limit of %d bytes", req.ContentLength, r.cfg.MaxBody), http.StatusRequestEntityTooLarge)
+		return
+	}
+	if req.Body != nil && req.Body != http.NoBody {
+		req.Body = http.MaxBytesReader(sw, req.Body, r.cfg.MaxBody)
+	}
+	h, err := v.handler(req.Context(), r.cfg.Load)
+	if err != nil {
+		http.Error(sw, fmt.Sprintf("fiat: version %s of %s could not start: %v", v.id.Short(), v.service, err), http.StatusInternalServerError)
+		return
+	}
+	h.ServeHTTP(sw, req)
+}
+
+// statusWriter remembers the status code for metrics.
+type statusWriter struct {
+	http.ResponseWriter
+	code int
+}
+
+func (w *statusWriter) WriteHeader(code int) {
+	if w.code == 0 {
+		w.code = code
+	}
+	w.ResponseWriter.WriteHeader(code)
+}
+
+func (w *statusWriter) Write(b []byte) (int, error) {
+	if w.code == 0 {
+		w.code = http.StatusOK
+	}
+	return w.ResponseWriter.Write(b)
+}
+
+func (w *statusWriter) status() int {
+	if w.code == 0 {
+		return http.StatusOK
+	}
+	return w.code
+}
+
+// Unwrap lets http.ResponseController reach the connection's writer.
+func (w *statusWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
