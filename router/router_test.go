@@ -1,0 +1,179 @@
+package router
+
+import (
+	"context"
+	"errors"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+
+	"github.com/fiatdev/fiat"
+	"github.com/fiatdev/fiat/metrics"
+)
+
+const (
+	v1 = fiat.Hash("aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa")
+	v2 = fiat.Hash("bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb")
+)
+
+func says(s string) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, s) })
+}
+
+func newRouter(load Loader) *Router {
+	return New(Config{Addresses: fiat.Addresses{Domain: "localhost", Port: "8080"}, Load: load, Metrics: metrics.New(), MaxBody: 10})
+}
+
+func get(t *testing.T, h http.Handler, host string) *httptest.ResponseRecorder {
+	t.Helper()
+	req := httptest.NewRequest("GET", "http://"+host+"/", nil)
+	w := httptest.NewRecorder()
+	h.ServeHTTP(w, req)
+	return w
+}
+
+func TestRoutesEveryAddress(t *testing.T) {
+	r := newRouter(nil)
+	r.AddVersion(v1, "hello", says("one"))
+	r.AddVersion(v2, "hello", says("two"))
+	if err := r.SetEnvs([]fiat.Env{
+		{Name: "production", Services: map[string]fiat.Hash{"hello": v1}},
+		{Name: "staging", Services: map[string]fiat.Hash{"hello": v2}},
+	}); err != nil {
+		t.Fatal(err)
+	}
+	for host, want := range map[string]string{
+		"hello.localhost:8080":              "one",
+		"hello--staging.localhost:8080":     "two",
+		"hello-" + v1.Short() + ".localhost": "one",
+		"hello-" + v2.Short() + ".localhost": "two",
+	} {
+		w := get(t, r, host)
+		if w.Code != 200 || w.Body.String() != want {
+			t.Errorf("%s: %d %q, want 200 %q", host, w.Code, w.Body, want)
+		}
+		wantVersion := v1.Short()
+		if want == "two" {
+			wantVersion = v2.Short()
+		}
+		if got := w.Header().Get("Fiat-Version"); got != wantVersion {
+			t.Errorf("%s: Fiat-Version %q, want %q", host, got, wantVersion)
+		}
+	}
+}
+
+func TestUnknownHostsAre404WithAHint(t *testing.T) {
+	r := newRouter(nil)
+	r.AddVersion(v1, "hello", says("one"))
+	r.SetEnvs([]fiat.Env{{Name: "production", Services: map[string]fiat.Hash{"hello": v1}}})
+	for _, host := range []string{"nope.localhost:8080", "hello--staging.localhost", "nope-" + v1.Short() + ".localhost", "hello.example.com", "localhost:8080"} {
+		w := get(t, r, host)
+		if w.Code != 404 || !strings.Contains(w.Body.String(), host) || !strings.Contains(w.Body.String(), "fiat deploy") {
+			t.Errorf("%s: %d %q, want 404 naming the host and hinting at fiat deploy", host, w.Code, w.Body)
+		}
+	}
+}
+
+func TestSwitchAndDelete(t *testing.T) {
+	r := newRouter(nil)
+	r.AddVersion(v1, "hello", says("one"))
+	r.AddVersion(v2, "hello", says("two"))
+	r.SetEnvs([]fiat.Env{{Name: "staging", Services: map[string]fiat.Hash{"hello": v1}}})
+	r.SetEnvs([]fiat.Env{{Name: "staging", Services: map[string]fiat.Hash{"hello": v2}}})
+	if w := get(t, r, "hello--staging.localhost"); w.Body.String() != "two" {
+		t.Errorf("after switch: %q, want two", w.Body)
+	}
+	r.SetEnvs(nil, "staging")
+	if w := get(t, r, "hello--staging.localhost"); w.Code != 404 {
+		t.Errorf("after delete: %d, want 404", w.Code)
+	}
+	if w := get(t, r, "hello-"+v1.Short()+".localhost"); w.Body.String() != "one" {
+		t.Errorf("version address after delete: %q, want one", w.Body)
+	}
+	if err := r.SetEnvs([]fiat.Env{{Name: "x", Services: map[string]fiat.Hash{"hello": "cccccccc"}}}); err == nil {
+		t.Error("SetEnvs accepted a version never added")
+	}
+}
+
+func TestStartsVersionsLazilyOnce(t *testing.T) {
+	var loads atomic.Int32
+	r := newRouter(func(ctx context.Context, id fiat.Hash) (http.Handler, error) {
+		if loads.Add(1) == 1 {
+			return nil, errors.New("disk on fire")
+		}
+		return says("loaded " + id.Short()), nil
+	})
+	r.AddVersion(v1, "hello", nil)
+	r.SetEnvs([]fiat.Env{{Name: "production", Services: map[string]fiat.Hash{"hello": v1}}})
+	if w := get(t, r, "hello.localhost"); w.Code != 500 || !strings.Contains(w.Body.String(), "disk on fire") {
+		t.Errorf("failed start: %d %q, want 500 with the cause", w.Code, w.Body)
+	}
+	var wg sync.WaitGroup
+	for range 20 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if w := get(t, r, "hello.localhost"); w.Body.String() != "loaded "+v1.Short() {
+				t.Errorf("got %q", w.Body)
+			}
+		}()
+	}
+	wg.Wait()
+	if n := loads.Load(); n != 2 {
+		t.Errorf("loader called %d times, want 2 (one failure, then once)", n)
+	}
+}
+
+func TestBodyLimit(t *testing.T) {
+	r := newRouter(nil)
+	r.AddVersion(v1, "hello", http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
+		if _, err := io.ReadAll(req.Body); err != nil {
+			var tooLarge *http.MaxBytesError
+			if errors.As(err, &tooLarge) {
+				http.Error(w, "too large", http.StatusRequestEntityTooLarge)
+				return
+			}
+		}
+		io.WriteString(w, "ok")
+	}))
+	r.SetEnvs([]fiat.Env{{Name: "production", Services: map[string]fiat.Hash{"hello": v1}}})
+	post := func(body io.Reader, length int64) *httptest.ResponseRecorder {
+		req := httptest.NewRequest("POST", "http://hello.localhost/", body)
+		req.ContentLength = length
+		w := httptest.NewRecorder()
+		r.ServeHTTP(w, req)
+		return w
+	}
+	if w := post(strings.NewReader("small"), 5); w.Code != 200 {
+		t.Errorf("small body: %d", w.Code)
+	}
+	if w := post(strings.NewReader(strings.Repeat("x", 11)), 11); w.Code != 413 || !strings.Contains(w.Body.String(), "limit of 10 bytes") {
+		t.Errorf("declared large body: %d %q, want 413 naming the limit", w.Code, w.Body)
+	}
+	// A chunked body has no declared length: the limit applies as it is read.
+	if w := post(io.MultiReader(strings.NewReader(strings.Repeat("x", 11))), -1); w.Code != 413 {
+		t.Errorf("chunked large body: %d, want 413", w.Code)
+	}
+}
+
+func BenchmarkRoute(b *testing.B) {
+	r := newRouter(nil)
+	r.AddVersion(v1, "hello", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {}))
+	r.SetEnvs([]fiat.Env{{Name: "production", Services: map[string]fiat.Hash{"hello": v1}}})
+	req := httptest.NewRequest("GET", "http://hello.localhost:8080/", nil)
+	w := &discard{h: http.Header{}}
+	b.ReportAllocs()
+	for b.Loop() {
+		r.ServeHTTP(w, req)
+	}
+}
+
+type discard struct{ h http.Header }
+
+func (d *discard) Header() http.Header         { return d.h }
+func (d *discard) Write(b []byte) (int, error) { return len(b), nil }
+func (d *discard) WriteHeader(int)             {}
