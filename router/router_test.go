@@ -47,8 +47,8 @@ func TestRoutesEveryAddress(t *testing.T) {
 		t.Fatal(err)
 	}
 	for host, want := range map[string]string{
-		"hello.localhost:8080":              "one",
-		"hello--staging.localhost:8080":     "two",
+		"hello.localhost:8080":               "one",
+		"hello--staging.localhost:8080":      "two",
 		"hello-" + v1.Short() + ".localhost": "one",
 		"hello-" + v2.Short() + ".localhost": "two",
 	} {
