@@ -1,0 +1,168 @@
+package script
+
+import (
+	"context"
+	"fmt"
+	"math"
+	"strings"
+	"sync/atomic"
+	"time"
+
+	"go.starlark.net/lib/json"
+	starlarktime "go.starlark.net/lib/time"
+	"go.starlark.net/starlark"
+	"go.starlark.net/starlarkstruct"
+)
+
+// predeclared are the names every module sees besides Starlark's universe.
+// They are the whole of what a script can reach outside the interpreter.
+var predeclared = starlark.StringDict{
+	"json":     json.Module,
+	"time":     starlarktime.Module,
+	"log":      starlark.NewBuiltin("log", logBuiltin),
+	"response": starlark.NewBuiltin("response", responseBuiltin),
+	"http": &starlarkstruct.Module{Name: "http", Members: starlark.StringDict{
+		"route": starlark.NewBuiltin("http.route", routeBuiltin),
+	}},
+}
+
+// testPredeclared adds what test files see: assertions and the service's
+// own routes.
+var testPredeclared = withMembers(predeclared, starlark.StringDict{
+	"assert": assertModule,
+	"app":    appModule,
+})
+
+func withMembers(base, extra starlark.StringDict) starlark.StringDict {
+	d := make(starlark.StringDict, len(base)+len(extra))
+	for k, v := range base {
+		d[k] = v
+	}
+	for k, v := range extra {
+		d[k] = v
+	}
+	return d
+}
+
+func isTestFile(path string) bool { return strings.HasSuffix(path, "_test.star") }
+
+func predeclaredFor(path string) starlark.StringDict {
+	if isTestFile(path) {
+		return testPredeclared
+	}
+	return predeclared
+}
+
+// host is fiat's side of one Starlark thread. Every host function reaches
+// the world outside the interpreter through it (the clock, the log, the
+// service's own routes), so recording those calls for traces has one place
+// to hook in. A host runs one thing at a time.
+type host struct {
+	thread starlark.Thread
+	app    *App
+
+	// stoppedBy is the limit that cancelled the thread, if one did. It is
+	// written by the thread itself (steps) and by the timer (time).
+	stoppedBy atomic.Int32
+	// timer cancels the thread when a run exceeds the time limit; nil when
+	// the version has none.
+	timer *time.Timer
+
+	// routes collects the version's routes while its top level runs; nil at
+	// any other time, which is how http.route refuses to run in a handler.
+	routes *routeTable
+	// ctx bounds the requests a test makes with app.get and friends.
+	ctx context.Context
+}
+
+const hostKey = "fiat.host"
+
+func hostOf(thread *starlark.Thread) *host { return thread.Local(hostKey).(*host) }
+
+// Limits that stop a run, stored in host.stoppedBy.
+const (
+	notStopped int32 = iota
+	stepLimit
+	timeLimit
+	canceled
+)
+
+func newHost(app *App) *host {
+	h := &host{app: app}
+	h.thread.SetLocal(hostKey, h)
+	h.thread.Print = func(thread *starlark.Thread, msg string) { hostOf(thread).log(msg) }
+	starlarktime.SetNow(&h.thread, h.now)
+	maxSteps := app.prog.config.MaxSteps
+	if maxSteps == 0 {
+		maxSteps = math.MaxUint64
+	}
+	h.thread.SetMaxExecutionSteps(maxSteps)
+	h.thread.OnMaxSteps = func(thread *starlark.Thread) { hostOf(thread).stop(stepLimit) }
+	if app.prog.config.Timeout > 0 {
+		h.timer = time.AfterFunc(math.MaxInt64, func() { h.stop(timeLimit) })
+		h.timer.Stop()
+	}
+	return h
+}
+
+// stop cancels the thread's run, remembering the first reason.
+func (h *host) stop(why int32) {
+	if h.stoppedBy.CompareAndSwap(notStopped, why) {
+		h.thread.Cancel("stopped by fiat")
+	}
+}
+
+// begin prepares the thread to run one top level, request or test under
+// the version's limits.
+func (h *host) begin() {
+	h.thread.Steps = 0
+	h.stoppedBy.Store(notStopped)
+	h.thread.Uncancel()
+	if h.timer != nil {
+		h.timer.Reset(h.app.prog.config.Timeout)
+	}
+}
+
+// end reports whether the host may run again. It may not once the timer has
+// fired: its callback may yet cancel whatever the thread runs next.
+func (h *host) end() bool {
+	return h.timer == nil || h.timer.Stop()
+}
+
+// limitExceeded describes the limit that stopped the run, or is "".
+func (h *host) limitExceeded() string {
+	switch h.stoppedBy.Load() {
+	case stepLimit:
+		return fmt.Sprintf("exceeded its limit of %d execution steps (max_steps in fiat.toml)", h.app.prog.config.MaxSteps)
+	case timeLimit:
+		return fmt.Sprintf("exceeded its time limit of %s (timeout in fiat.toml)", h.app.prog.config.Timeout)
+	case canceled:
+		return "was canceled"
+	}
+	return ""
+}
+
+// now is the clock of time.now().
+func (h *host) now() (time.Time, error) { return time.Now(), nil }
+
+// log writes one line to the service's log.
+func (h *host) log(msg string) { h.app.logger.Info(msg) }
+
+func logBuiltin(thread *starlark.Thread, b *starlark.Builtin, args starlark.Tuple, kwargs []starlark.Tuple) (starlark.Value, error) {
+	if len(kwargs) > 0 {
+		return nil, fmt.Errorf("%s: unexpected keyword argument %s", b.Name(), kwargs[0][0])
+	}
+	var line strings.Builder
+	for i, v := range args {
+		if i > 0 {
+			line.WriteByte(' ')
+		}
+		if s, ok := starlark.AsString(v); ok {
+			line.WriteString(s)
+		} else {
+			line.WriteString(v.String())
+		}
+	}
+	hostOf(thread).log(line.String())
+	return starlark.None, nil
+}

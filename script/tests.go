@@ -1,0 +1,141 @@
+package script
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+	"net/http/httptest"
+	"slices"
+	"strings"
+
+	"github.com/fiatdev/fiat"
+	"go.starlark.net/starlark"
+	"go.starlark.net/starlarkstruct"
+)
+
+// Test runs every test_* function of every *_test.star file, each under the
+// version's limits, and returns a fiat.Problem for each failure, located at
+// the failing assertion (or where the error happened) and naming the test.
+// It returns nil when every test passes or there are none, and ctx's error
+// if ctx ends first.
+func (a *App) Test(ctx context.Context) error {
+	l := &loader{prog: a.prog, done: map[string]*module{}, started: a.modules}
+	var problems fiat.Problems
+	for _, path := range a.prog.testFiles() {
+		var globals starlark.StringDict
+		if p := a.runTest(ctx, l, "", func(thread *starlark.Thread) (err error) {
+			globals, err = l.load(thread, path)
+			return err
+		}); p != nil {
+			problems = append(problems, *p)
+			continue
+		}
+		for _, test := range testsIn(globals, path) {
+			if p := a.runTest(ctx, l, test.Name(), func(thread *starlark.Thread) error {
+				_, err := starlark.Call(thread, test, nil, nil)
+				return err
+			}); p != nil {
+				problems = append(problems, *p)
+			}
+		}
+	}
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	if len(problems) > 0 {
+		return problems
+	}
+	return nil
+}
+
+// runTest runs the top level of a test file (test "") or a test on a
+// thread of its own, stopped early if ctx ends.
+func (a *App) runTest(ctx context.Context, l *loader, test string, run func(*starlark.Thread) error) *fiat.Problem {
+	h := newHost(a)
+	h.ctx = ctx
+	h.thread.Load = l.load
+	stop := context.AfterFunc(ctx, func() { h.stop(canceled) })
+	defer stop()
+	if err := h.run(func() error { return run(&h.thread) }); err != nil {
+		p := h.problem(err, test)
+		return &p
+	}
+	return nil
+}
+
+// testsIn returns the test functions defined in the test file at path, in
+// the order they are defined.
+func testsIn(globals starlark.StringDict, path string) []*starlark.Function {
+	var tests []*starlark.Function
+	for name, v := range globals {
+		if fn, ok := v.(*starlark.Function); ok && strings.HasPrefix(name, "test_") && fn.Name() == name && fn.Position().Filename() == path {
+			tests = append(tests, fn)
+		}
+	}
+	slices.SortFunc(tests, func(a, b *starlark.Function) int { return int(a.Position().Line - b.Position().Line) })
+	return tests
+}
+
+// appModule is `app` in test files: the service's own routes, called in
+// process.
+var appModule = &starlarkstruct.Module{Name: "app", Members: starlark.StringDict{
+	"get":     starlark.NewBuiltin("app.get", appMethod(http.MethodGet, false)),
+	"post":    starlark.NewBuiltin("app.post", appMethod(http.MethodPost, true)),
+	"put":     starlark.NewBuiltin("app.put", appMethod(http.MethodPut, true)),
+	"delete":  starlark.NewBuiltin("app.delete", appMethod(http.MethodDelete, false)),
+	"request": starlark.NewBuiltin("app.request", appRequest),
+}}
+
+type builtinFunc = func(thread *starlark.Thread, b *starlark.Builtin, args starlark.Tuple, kwargs []starlark.Tuple) (starlark.Value, error)
+
+func appMethod(method string, withBody bool) builtinFunc {
+	return func(thread *starlark.Thread, b *starlark.Builtin, args starlark.Tuple, kwargs []starlark.Tuple) (starlark.Value, error) {
+		var path string
+		var body starlark.Value = starlark.String("")
+		var headers *starlark.Dict
+		params := []any{"path", &path, "headers?", &headers}
+		if withBody {
+			params = []any{"path", &path, "body?", &body, "headers?", &headers}
+		}
+		if err := starlark.UnpackArgs(b.Name(), args, kwargs, params...); err != nil {
+			return nil, err
+		}
+		return hostOf(thread).fetch(b.Name(), method, path, body, headers)
+	}
+}
+
+func appRequest(thread *starlark.Thread, b *starlark.Builtin, args starlark.Tuple, kwargs []starlark.Tuple) (starlark.Value, error) {
+	var method, path string
+	var body starlark.Value = starlark.String("")
+	var headers *starlark.Dict
+	if err := starlark.UnpackArgs(b.Name(), args, kwargs, "method", &method, "path", &path, "body?", &body, "headers?", &headers); err != nil {
+		return nil, err
+	}
+	return hostOf(thread).fetch(b.Name(), method, path, body, headers)
+}
+
+// fetch makes a request to the App in process, for a test.
+func (h *host) fetch(fn, method, path string, body starlark.Value, headers *starlark.Dict) (starlark.Value, error) {
+	if !strings.HasPrefix(path, "/") {
+		return nil, fmt.Errorf("%s: path %q must start with \"/\"", fn, path)
+	}
+	header, err := headerOf(fn, headers)
+	if err != nil {
+		return nil, err
+	}
+	text, isJSON, err := bodyText(&h.thread, fn, body)
+	if err != nil {
+		return nil, err
+	}
+	if isJSON && header.Get("Content-Type") == "" {
+		header["Content-Type"] = applicationJSON
+	}
+	req, err := http.NewRequestWithContext(h.ctx, method, path, strings.NewReader(text))
+	if err != nil {
+		return nil, fmt.Errorf("%s: %v", fn, err)
+	}
+	req.Header = header
+	rec := httptest.NewRecorder()
+	h.app.ServeHTTP(rec, req)
+	return &response{status: rec.Code, header: rec.Header(), body: rec.Body.String()}, nil
+}
