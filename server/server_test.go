@@ -1,0 +1,157 @@
+package server_test
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/fiatdev/fiat"
+	"github.com/fiatdev/fiat/api"
+	"github.com/fiatdev/fiat/cli"
+	"github.com/fiatdev/fiat/deploy"
+	"github.com/fiatdev/fiat/project"
+	"github.com/fiatdev/fiat/server"
+)
+
+// node is one running fiat server with a client for each of its ports.
+type node struct {
+	t      *testing.T
+	data   string
+	srv    *server.Server
+	public *http.Client
+	admin  *api.Client
+}
+
+func start(t *testing.T, data string) *node {
+	t.Helper()
+	cfg := server.Defaults
+	cfg.Listen, cfg.Admin, cfg.Data = "127.0.0.1:0", "127.0.0.1:0", data
+	cfg.MaxBundle, cfg.MaxBody, cfg.MaxHeader = 64<<10, 1<<10, 4<<10
+	cfg.Logger = quietLogger()
+	srv, err := server.Start(context.Background(), cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := &node{t: t, data: data, srv: srv}
+	t.Cleanup(func() { n.stop() })
+	publicAddr := srv.Public.String()
+	// Every *.localhost name reaches the router, as curl and browsers do.
+	n.public = &http.Client{Transport: &http.Transport{
+		DialContext: func(ctx context.Context, network, _ string) (net.Conn, error) {
+			return (&net.Dialer{}).DialContext(ctx, network, publicAddr)
+		},
+		MaxIdleConnsPerHost: 64,
+	}}
+	n.admin = &api.Client{Server: "http://" + srv.Admin.String(), Token: srv.Token}
+	return n
+}
+
+func (n *node) stop() {
+	if n.srv != nil {
+		n.srv.Shutdown(context.Background())
+		n.srv = nil
+	}
+}
+
+// get requests a path at a URL the server gave (service or version URL).
+func (n *node) get(url string) (int, string, http.Header) {
+	n.t.Helper()
+	resp, err := n.public.Get(url)
+	if err != nil {
+		n.t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(body), resp.Header
+}
+
+// fiat runs the CLI in-process against this node.
+func (n *node) fiat(args ...string) (code int, stdout, stderr string) {
+	n.t.Helper()
+	n.t.Setenv("FIAT_TOKEN", n.srv.Token)
+	n.t.Setenv("FIAT_SERVER", "http://"+n.srv.Admin.String())
+	var out, errOut bytes.Buffer
+	code = cli.Main(args, &out, &errOut)
+	return code, out.String(), errOut.String()
+}
+
+func (n *node) deployJSON(dir string, args ...string) deploy.Result {
+	n.t.Helper()
+	code, out, errOut := n.fiat(append([]string{"deploy", dir, "--json"}, args...)...)
+	if code != 0 {
+		n.t.Fatalf("fiat deploy %s: exit %d\n%s%s", dir, code, out, errOut)
+	}
+	var res deploy.Result
+	if err := json.Unmarshal([]byte(out), &res); err != nil {
+		n.t.Fatalf("fiat deploy --json printed %q: %v", out, err)
+	}
+	return res
+}
+
+// writeProject writes a one-service project whose only route answers body.
+func writeProject(t *testing.T, dir, service, body string) string {
+	t.Helper()
+	files := map[string]string{
+		"fiat.toml": fmt.Sprintf("[services.%s]\n", service),
+		"main.star": fmt.Sprintf("def handle(req):\n    return %q\n\nhttp.route(\"GET\", \"/\", handle)\n", body),
+	}
+	for name, data := range files {
+		if err := os.WriteFile(filepath.Join(dir, name), []byte(data), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return dir
+}
+
+func TestDeployTheExample(t *testing.T) {
+	n := start(t, t.TempDir())
+	res := n.deployJSON("../examples/hello")
+	if res.Env != "production" || len(res.Services) != 1 || res.DeployMS <= 0 {
+		t.Fatalf("deploy result %+v", res)
+	}
+	s := res.Services[0]
+	port := n.srv.Addresses.Port
+	if s.Name != "hello" || len(s.Version) != fiat.HashLen || !s.Changed ||
+		s.URL != "http://hello.localhost:"+port ||
+		s.VersionURL != "http://hello-"+s.Version.Short()+".localhost:"+port {
+		t.Fatalf("service result %+v", s)
+	}
+	for _, url := range []string{s.URL, s.VersionURL} {
+		code, body, header := n.get(url + "/hello/ada?lang=fr")
+		if code != 200 || !strings.Contains(body, "Bonjour, ada!") || header.Get("Fiat-Version") != s.Version.Short() {
+			t.Errorf("GET %s/hello/ada: %d %q Fiat-Version %q", url, code, body, header.Get("Fiat-Version"))
+		}
+	}
+	again := n.deployJSON("../examples/hello")
+	if again.Services[0].Changed || again.Services[0].Version != s.Version {
+		t.Errorf("redeploying unchanged code: %+v, want unchanged %s", again.Services[0], s.Version)
+	}
+	code, out, _ := n.fiat("deploy", "../examples/hello")
+	if code != 0 || !strings.Contains(out, "unchanged") || !strings.Contains(out, s.URL) || !strings.Contains(out, "nothing changed") {
+		t.Errorf("human output of an unchanged deploy:\n%s", out)
+	}
+}
+
+func TestEveryVersionKeepsItsAddress(t *testing.T) {
+	n := start(t, t.TempDir())
+	dir := t.TempDir()
+	first := n.deployJSON(writeProject(t, dir, "app", "first")).Services[0]
+	second := n.deployJSON(writeProject(t, dir, "app", "second")).Services[0]
+	if !second.Changed || second.Version == first.Version {
+		t.Fatalf("changed code kept version %s", first.Version)
+	}
+	for url, want := range map[string]string{first.VersionURL: "first", second.VersionURL: "second", second.URL: "second"} {
+		if code, body, _ := n.get(url); code != 200 || body != want {
+			t.Errorf("GET %s = %d %q, want %q", url, code, body, want)
+		}
+	}
+}
