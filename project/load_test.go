@@ -1,0 +1,206 @@
+package project
+
+import (
+	"maps"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+
+	"github.com/fiatdev/fiat"
+)
+
+// writeProject writes files (path: content) under a new directory.
+func writeProject(t *testing.T, files map[string]string) string {
+	t.Helper()
+	dir := t.TempDir()
+	for name, content := range files {
+		writeFile(t, filepath.Join(dir, name), content)
+	}
+	return dir
+}
+
+func writeFile(t *testing.T, name, content string) {
+	t.Helper()
+	if err := os.MkdirAll(filepath.Dir(name), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(name, []byte(content), 0o644); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestLoadSelectsServiceFiles(t *testing.T) {
+	dir := writeProject(t, map[string]string{
+		"fiat.toml":             "[services.web]\n[services.api]\ndir = \"api\"\n",
+		"main.star":             "web",
+		"lib/util.star":         "web",
+		"README.md":             "not .star",
+		".hidden.star":          "hidden",
+		".git/objects/x.star":   "hidden dir",
+		"api/main.star":         "api",
+		"api/.cache/old.star":   "hidden in api",
+		"api/jobs/job.star":     "api",
+		"outside/other.star.go": "not .star",
+	})
+	if err := os.Symlink("main.star", filepath.Join(dir, "link.star")); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink("lib", filepath.Join(dir, "linked")); err != nil {
+		t.Fatal(err)
+	}
+	b, err := Load(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []string{"api/jobs/job.star", "api/main.star", "fiat.toml", "lib/util.star", "main.star"}
+	if got := filePaths(b.Files); !slices.Equal(got, want) {
+		t.Errorf("got files %q, want %q", got, want)
+	}
+	versions, err := Versions(b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := filePaths(versions[0].Files); versions[0].Service != "api" || !slices.Equal(got, []string{"jobs/job.star", "main.star"}) {
+		t.Errorf("got %s with %q, want api with jobs/job.star and main.star", versions[0].Service, got)
+	}
+}
+
+// Load reads a service whose dir is hidden when fiat.toml names it.
+func TestLoadReadsAHiddenDirNamedInFiatToml(t *testing.T) {
+	dir := writeProject(t, map[string]string{
+		"fiat.toml":             "[services.tools]\ndir = \".fiat/tools\"\n",
+		".fiat/tools/main.star": "tools",
+		".fiat/other.star":      "no service's",
+	})
+	b, err := Load(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, want := filePaths(b.Files), []string{".fiat/tools/main.star", "fiat.toml"}; !slices.Equal(got, want) {
+		t.Errorf("got files %q, want %q", got, want)
+	}
+}
+
+func TestLoadExplainsAMissingFiatToml(t *testing.T) {
+	dir := t.TempDir()
+	_, err := Load(dir)
+	want := "no fiat.toml in " + dir + ": run `fiat init " + dir + "` to create a project, or pass the project's directory"
+	if err == nil || err.Error() != want {
+		t.Errorf("got %v, want %s", err, want)
+	}
+}
+
+func TestLoadReportsFiatTomlProblems(t *testing.T) {
+	dir := writeProject(t, map[string]string{"fiat.toml": "[services.hello]\ntimout = \"2s\"\n", "main.star": ""})
+	_, err := Load(dir)
+	got := problemsOf(t, err)
+	if want := []string{"fiat.toml:2:1: unknown key services.hello.timout: did you mean timeout?"}; !slices.Equal(got, want) {
+		t.Errorf("got %q, want %q", got, want)
+	}
+}
+
+// idsOf loads the project in dir and returns its version ids by service.
+func idsOf(t *testing.T, dir string) map[string]fiat.Hash {
+	t.Helper()
+	b, err := Load(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	versions, err := Versions(b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ids := map[string]fiat.Hash{}
+	for _, v := range versions {
+		ids[v.Service] = v.ID
+	}
+	return ids
+}
+
+func TestVersionIDs(t *testing.T) {
+	manifest := "# the shop\n[services.web]\ndir = \"web\"\n\n[services.api]\ndir = \"api\"\ntimeout = \"1s\"\n"
+	files := map[string]string{
+		"fiat.toml":     manifest,
+		"web/main.star": "web",
+		"api/main.star": "api",
+		"api/lib.star":  "lib",
+	}
+	original := idsOf(t, writeProject(t, files))
+
+	changed := func(name string, edit func(files map[string]string)) {
+		t.Helper()
+		edited := maps.Clone(files)
+		edit(edited)
+		ids := idsOf(t, writeProject(t, edited))
+		if ids["web"] != original["web"] {
+			t.Errorf("%s: the id of web changed", name)
+		}
+		if ids["api"] == original["api"] {
+			t.Errorf("%s: the id of api did not change", name)
+		}
+	}
+	unchanged := func(name string, edit func(files map[string]string)) {
+		t.Helper()
+		edited := maps.Clone(files)
+		edit(edited)
+		ids := idsOf(t, writeProject(t, edited))
+		if ids["web"] != original["web"] || ids["api"] != original["api"] {
+			t.Errorf("%s: ids changed from %v to %v", name, original, ids)
+		}
+	}
+
+	unchanged("loaded again", func(map[string]string) {})
+	unchanged("comment edited", func(f map[string]string) {
+		f["fiat.toml"] = strings.Replace(manifest, "# the shop", "# our shop, with a longer comment", 1)
+	})
+	unchanged("defaults written out", func(f map[string]string) {
+		f["fiat.toml"] = manifest + "kind = \"script\"\nmax_steps = 1_000_000\n"
+	})
+	unchanged("dir moved", func(f map[string]string) {
+		f["fiat.toml"] = strings.Replace(manifest, `dir = "api"`, `dir = "services/api"`, 1)
+		f["services/api/main.star"], f["services/api/lib.star"] = f["api/main.star"], f["api/lib.star"]
+		delete(f, "api/main.star")
+		delete(f, "api/lib.star")
+	})
+	unchanged("a file of no service added", func(f map[string]string) { f["tools/x.star"] = "x" })
+	unchanged("a non-.star file added", func(f map[string]string) { f["api/README.md"] = "docs" })
+	changed("file edited", func(f map[string]string) { f["api/lib.star"] = "lib v2" })
+	changed("file added", func(f map[string]string) { f["api/more.star"] = "more" })
+	changed("file renamed", func(f map[string]string) {
+		f["api/lib2.star"] = f["api/lib.star"]
+		delete(f, "api/lib.star")
+	})
+	changed("max_steps changed", func(f map[string]string) { f["fiat.toml"] = manifest + "max_steps = 5\n" })
+	changed("timeout changed", func(f map[string]string) {
+		f["fiat.toml"] = strings.Replace(manifest, `timeout = "1s"`, `timeout = "1.5s"`, 1)
+	})
+}
+
+func TestLoadWalksOnlyDirsThatMayHoldServiceFiles(t *testing.T) {
+	m, problems := parseManifest([]byte("[services.api]\ndir = \"services/api\"\n[services.tools]\ndir = \".fiat/tools\"\n"))
+	if problems != nil {
+		t.Fatal(problems)
+	}
+	for dir, want := range map[string]bool{
+		".":                     true,
+		"services":              true,
+		"services/api":          true,
+		"services/api/lib":      true,
+		"services/api/.cache":   false,
+		"services/web":          false,
+		"node_modules":          false,
+		".fiat":                 true,
+		".fiat/tools":           true,
+		".fiat/tools/.git":      false,
+		".git":                  false,
+		"servicesx":             false,
+		"services/api-old":      false,
+		"services/api-old/more": false,
+	} {
+		if got := m.mayHoldFiles(dir); got != want {
+			t.Errorf("mayHoldFiles(%q) = %v, want %v", dir, got, want)
+		}
+	}
+}

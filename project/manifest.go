@@ -1,0 +1,353 @@
+package project
+
+import (
+	"cmp"
+	"maps"
+	"path"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/fiatdev/fiat"
+	"github.com/pelletier/go-toml/v2/unstable"
+)
+
+// manifestName is the file at the root of every project.
+const manifestName = "fiat.toml"
+
+// Defaults and limits of a service's settings. The messages that enforce
+// the limits spell them out, so change those too.
+const (
+	defaultMaxSteps = 1_000_000
+	maxMaxSteps     = 10_000_000_000
+	defaultTimeout  = 2 * time.Second
+	minTimeout      = time.Millisecond
+	maxTimeout      = 5 * time.Minute
+)
+
+// serviceKeys are the keys of a [services.NAME] table, with the TOML type
+// each takes and an example value for messages.
+var serviceKeys = map[string]struct {
+	kind    unstable.Kind
+	example string
+}{
+	"dir":       {unstable.String, `"hello"`},
+	"kind":      {unstable.String, `"script"`},
+	"max_steps": {unstable.Integer, "1_000_000"},
+	"timeout":   {unstable.String, `"2s"`},
+}
+
+var serviceKeyNames = slices.Sorted(maps.Keys(serviceKeys))
+
+// manifest is a project's fiat.toml, read and checked.
+type manifest struct {
+	services []*service // sorted by name
+}
+
+// service is what fiat.toml says about one service.
+type service struct {
+	name string
+	// dir holds the service's files: clean, slash-separated and relative to
+	// the project root. It is "" when fiat.toml gives a dir that is not
+	// allowed, or another service's (a problem already reported), so that
+	// the service owns no files and clashes with no other.
+	dir string
+	// dirAt is where dir is given, or where the service is first named when
+	// it has the default dir.
+	dirAt  position
+	config fiat.Config
+}
+
+// parseManifest reads and checks fiat.toml. It returns every problem found,
+// and a nil manifest only when data is not valid TOML.
+func parseManifest(data []byte) (*manifest, fiat.Problems) {
+	settings, problem := readSettings(data)
+	if problem != nil {
+		return nil, fiat.Problems{*problem}
+	}
+	c := checker{services: map[string]*service{}, reported: map[string]bool{}}
+	for _, s := range settings {
+		c.check(s)
+	}
+	m := &manifest{services: slices.SortedFunc(maps.Values(c.services), func(a, b *service) int {
+		return strings.Compare(a.name, b.name)
+	})}
+	c.checkDirsDiffer(m.services)
+	if len(m.services) == 0 {
+		c.problems = append(c.problems, fiat.Problem{Path: manifestName, Message: "declares no services: add a [services.NAME] table"})
+	}
+	sortProblems(c.problems)
+	return m, c.problems
+}
+
+// sortProblems puts the problems of fiat.toml first, in the order a user
+// reads it, then those of other files.
+func sortProblems(problems fiat.Problems) {
+	fileOrder := func(p fiat.Problem) int {
+		if p.Path == manifestName {
+			return 0
+		}
+		return 1
+	}
+	slices.SortStableFunc(problems, func(a, b fiat.Problem) int {
+		return cmp.Or(
+			cmp.Compare(fileOrder(a), fileOrder(b)),
+			strings.Compare(a.Path, b.Path),
+			cmp.Compare(a.Line, b.Line),
+			cmp.Compare(a.Col, b.Col))
+	})
+}
+
+// checker holds what fiat.toml has said so far, and what is wrong with it.
+type checker struct {
+	services map[string]*service
+	// reported holds the keys already found wrong, so that the settings
+	// under them (the keys of an unknown table, say) add no more problems.
+	reported map[string]bool
+	problems fiat.Problems
+}
+
+func (c *checker) report(at position, format string, args ...any) {
+	c.problems = append(c.problems, at.problem(format, args...))
+}
+
+func (c *checker) reportKey(key []keyPart, at position, format string, args ...any) {
+	c.reported[keyString(key)] = true
+	c.report(at, format, args...)
+}
+
+func (c *checker) check(s setting) {
+	// fiat.toml nests three deep (services.NAME.KEY), so a longer key says
+	// that its first three parts name a table.
+	if len(s.key) > 3 {
+		s = setting{key: s.key[:3], kind: unstable.Table, at: s.key[2].at}
+	}
+	for i := range s.key {
+		if c.reported[keyString(s.key[:i+1])] {
+			return
+		}
+	}
+	switch {
+	case s.key[0].name != "services":
+		c.unknownKey(s.key[:1], []string{"services"}, "fiat.toml holds only [services.NAME] tables")
+	case len(s.key) == 1:
+		c.expectTable(s)
+	case len(s.key) == 2:
+		if c.expectTable(s) {
+			c.service(s.key[1])
+		}
+	default:
+		c.setKey(c.service(s.key[1]), s)
+	}
+}
+
+// expectTable reports s unless it is a table.
+func (c *checker) expectTable(s setting) bool {
+	if s.kind == unstable.Table {
+		return true
+	}
+	example := "services.hello"
+	if len(s.key) == 2 {
+		example = keyString(s.key)
+	}
+	c.reportKey(s.key, s.at, "%s must be a table, like [%s], not %s", keyString(s.key), example, kindNames[s.kind])
+	return false
+}
+
+// service returns the service called name, declaring it with the default
+// settings at its first mention.
+func (c *checker) service(name keyPart) *service {
+	if svc, ok := c.services[name.name]; ok {
+		return svc
+	}
+	if err := fiat.CheckName("service", name.name); err != nil {
+		c.report(name.at, "%s", err)
+	}
+	svc := &service{
+		name:   name.name,
+		dir:    ".",
+		dirAt:  name.at,
+		config: fiat.Config{Kind: fiat.Script, MaxSteps: defaultMaxSteps, Timeout: defaultTimeout},
+	}
+	c.services[name.name] = svc
+	return svc
+}
+
+// setKey applies s, a key of the [services.NAME] table of svc.
+func (c *checker) setKey(svc *service, s setting) {
+	name := s.key[2].name
+	want, known := serviceKeys[name]
+	switch {
+	case !known:
+		c.unknownKey(s.key, serviceKeyNames, "a service's keys are "+strings.Join(serviceKeyNames, ", "))
+	case s.kind != want.kind:
+		c.reportKey(s.key, s.at, "%s must be %s, like %s = %s, not %s", keyString(s.key), kindNames[want.kind], name, want.example, kindNames[s.kind])
+	case name == "dir":
+		c.setDir(svc, s)
+	case name == "kind":
+		c.setKind(s)
+	case name == "max_steps":
+		// TOML integers are Go integer literals, and the decoder has
+		// checked that they fit an int64.
+		n, err := strconv.ParseInt(s.value, 0, 64)
+		if err != nil || n < 1 || n > maxMaxSteps {
+			c.report(s.at, "max_steps must be from 1 to 10_000_000_000, not %s", s.value)
+			return
+		}
+		svc.config.MaxSteps = uint64(n)
+	case name == "timeout":
+		timeout, err := time.ParseDuration(s.value)
+		switch {
+		case err != nil:
+			c.report(s.at, `timeout %q is not a duration: write it like "2s" or "500ms"`, s.value)
+		case timeout < minTimeout || timeout > maxTimeout:
+			c.report(s.at, "timeout must be from 1ms to 5m, not %q", s.value)
+		default:
+			svc.config.Timeout = timeout
+		}
+	}
+}
+
+func (c *checker) setDir(svc *service, s setting) {
+	dir := path.Clean(s.value)
+	svc.dir, svc.dirAt = "", s.at
+	switch {
+	case path.IsAbs(dir):
+		c.report(s.at, "dir %q is absolute: give it relative to fiat.toml", s.value)
+	case dir == ".." || strings.HasPrefix(dir, "../"):
+		c.report(s.at, "dir %q is outside the project: a service's dir must be inside the directory of fiat.toml", s.value)
+	default:
+		svc.dir = dir
+	}
+}
+
+func (c *checker) setKind(s setting) {
+	switch fiat.Kind(s.value) {
+	case fiat.Script:
+		// The default, and the only kind that runs today.
+	case fiat.Process:
+		c.report(s.at, `process services are not supported yet, sorry: for now, only kind = "script" runs`)
+	default:
+		c.report(s.at, `kind %q is unknown: only kind = "script" runs today`, s.value)
+	}
+}
+
+// unknownKey reports key, suggesting the known key it is closest to, or
+// giving hint when none is close.
+func (c *checker) unknownKey(key []keyPart, known []string, hint string) {
+	last := key[len(key)-1]
+	if match := closest(last.name, known); match != "" {
+		hint = "did you mean " + match + "?"
+	}
+	c.reportKey(key, last.at, "unknown key %s: %s", keyString(key), hint)
+}
+
+// checkDirsDiffer reports each service whose dir an earlier one in
+// fiat.toml has, and clears its dir: a file belongs to one service.
+func (c *checker) checkDirsDiffer(services []*service) {
+	inDocumentOrder := slices.SortedFunc(slices.Values(services), func(a, b *service) int {
+		return cmp.Or(cmp.Compare(a.dirAt.line, b.dirAt.line), cmp.Compare(a.dirAt.col, b.dirAt.col))
+	})
+	byDir := map[string]*service{}
+	for _, svc := range inDocumentOrder {
+		if svc.dir == "" {
+			continue
+		}
+		if other, ok := byDir[svc.dir]; ok {
+			c.report(svc.dirAt, "services %s and %s have the same dir %q: give each service a dir of its own", other.name, svc.name, svc.dir)
+			svc.dir = ""
+			continue
+		}
+		byDir[svc.dir] = svc
+	}
+}
+
+// closest returns the known word that word is most likely a typo of, or "".
+func closest(word string, known []string) string {
+	const maxTypos = 2
+	word = strings.ToLower(word)
+	best, bestDistance := "", maxTypos+1
+	for _, k := range known {
+		if d := editDistance(word, k); d < bestDistance {
+			best, bestDistance = k, d
+		}
+	}
+	return best
+}
+
+// editDistance is the Levenshtein distance between a and b.
+func editDistance(a, b string) int {
+	prev := make([]int, len(b)+1)
+	for j := range prev {
+		prev[j] = j
+	}
+	for i := range len(a) {
+		cur := make([]int, len(b)+1)
+		cur[0] = i + 1
+		for j := range len(b) {
+			cost := 1
+			if a[i] == b[j] {
+				cost = 0
+			}
+			cur[j+1] = min(prev[j]+cost, prev[j+1]+1, cur[j]+1)
+		}
+		prev = cur
+	}
+	return prev[len(b)]
+}
+
+// serviceOf returns the service that file (a path relative to the project
+// root) belongs to, or nil. A service owns the .star files under its dir,
+// except hidden ones and those under the dir of a service nested inside it.
+// Load and Versions share this rule, so that a version holds the same files
+// whether it comes from disk or over the wire.
+func (m *manifest) serviceOf(file string) *service {
+	if path.Ext(file) != ".star" {
+		return nil
+	}
+	var owner *service
+	for _, svc := range m.services {
+		if file != svc.dir && inside(file, svc.dir) && (owner == nil || inside(svc.dir, owner.dir)) {
+			owner = svc
+		}
+	}
+	if owner == nil || hidden(relativeTo(file, owner.dir)) {
+		return nil
+	}
+	return owner
+}
+
+// mayHoldFiles reports whether the directory dir (relative to the project
+// root) may hold files of a service, or lead to one's dir: Load walks no
+// other directories.
+func (m *manifest) mayHoldFiles(dir string) bool {
+	for _, svc := range m.services {
+		if inside(svc.dir, dir) || inside(dir, svc.dir) && !hidden(relativeTo(dir, svc.dir)) {
+			return true
+		}
+	}
+	return false
+}
+
+// inside reports whether p is dir or a path under it.
+func inside(p, dir string) bool {
+	return dir == "." || p == dir || strings.HasPrefix(p, dir+"/")
+}
+
+// relativeTo returns p, which is inside dir, relative to dir.
+func relativeTo(p, dir string) string {
+	switch {
+	case dir == ".":
+		return p
+	case p == dir:
+		return "."
+	}
+	return strings.TrimPrefix(p, dir+"/")
+}
+
+// hidden reports whether a relative path has an element starting with a
+// dot, as .git and editors' backups do.
+func hidden(p string) bool {
+	return p != "." && (strings.HasPrefix(p, ".") || strings.Contains(p, "/."))
+}

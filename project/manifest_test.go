@@ -1,0 +1,419 @@
+package project
+
+import (
+	"errors"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/fiatdev/fiat"
+)
+
+// bundleOf makes a bundle of a fiat.toml and files holding their own paths.
+func bundleOf(manifest string, files ...string) Bundle {
+	b := Bundle{Files: []fiat.File{{Path: "fiat.toml", Data: []byte(manifest)}}}
+	for _, f := range files {
+		b.Files = append(b.Files, fiat.File{Path: f, Data: []byte("# " + f)})
+	}
+	sortFiles(b.Files)
+	return b
+}
+
+// problemsOf returns the problems err holds, one string each.
+func problemsOf(t *testing.T, err error) []string {
+	t.Helper()
+	var problems fiat.Problems
+	if !errors.As(err, &problems) {
+		t.Fatalf("got error %v, want fiat.Problems", err)
+	}
+	var out []string
+	for _, p := range problems {
+		out = append(out, p.String())
+	}
+	return out
+}
+
+func TestVersionsReportsEveryProblemWhereItIs(t *testing.T) {
+	tests := []struct {
+		name     string
+		manifest string
+		files    []string // default: main.star
+		want     []string
+	}{{
+		name:     "syntax error",
+		manifest: "[services.hello\n",
+		want:     []string{"fiat.toml:1:16: expected ']' to close table name"},
+	}, {
+		name:     "key defined twice",
+		manifest: "[services.hello]\ndir = \".\"\ndir = \".\"\n",
+		want:     []string{"fiat.toml:3:1: key dir is already defined"},
+	}, {
+		name:     "unknown key with a close match",
+		manifest: "[services.hello]\ndir = \".\"\nkind = \"script\"\ntimout = \"2s\"\n",
+		want:     []string{"fiat.toml:4:1: unknown key services.hello.timout: did you mean timeout?"},
+	}, {
+		name:     "unknown key, differently cased",
+		manifest: "[services.hello]\nMaxSteps = 5\n",
+		want:     []string{"fiat.toml:2:1: unknown key services.hello.MaxSteps: did you mean max_steps?"},
+	}, {
+		name:     "unknown key with no close match",
+		manifest: "[services.hello]\nport = 8080\n",
+		want:     []string{"fiat.toml:2:1: unknown key services.hello.port: a service's keys are dir, kind, max_steps, timeout"},
+	}, {
+		name:     "unknown top-level table",
+		manifest: "[service.hello]\n",
+		want: []string{
+			"fiat.toml: declares no services: add a [services.NAME] table",
+			"fiat.toml:1:2: unknown key service: did you mean services?",
+		},
+	}, {
+		name:     "an unknown table is one problem, not one per key",
+		manifest: "[server]\nport = 1\nhost = 2\n\n[services.hello]\n",
+		want:     []string{"fiat.toml:1:2: unknown key server: fiat.toml holds only [services.NAME] tables"},
+	}, {
+		name:     "unknown dotted key",
+		manifest: "server.port = 1\nserver.host = 2\n[services.hello]\n",
+		want:     []string{"fiat.toml:1:1: unknown key server: fiat.toml holds only [services.NAME] tables"},
+	}, {
+		name:     "quoted key",
+		manifest: "\"a.b\" = 1\n[services.hello]\n",
+		want:     []string{`fiat.toml:1:1: unknown key "a.b": fiat.toml holds only [services.NAME] tables`},
+	}, {
+		name:     "unknown key in an inline table",
+		manifest: "services = { hello = { timeout = \"1s\", dri = \"x\" } }\n",
+		want:     []string{"fiat.toml:1:40: unknown key services.hello.dri: did you mean dir?"},
+	}, {
+		name:     "wrong types",
+		manifest: "[services.hello]\nmax_steps = \"10\"\ntimeout = 2\ndir = 1\nkind = true\n",
+		want: []string{
+			`fiat.toml:2:13: services.hello.max_steps must be an integer, like max_steps = 1_000_000, not a string`,
+			`fiat.toml:3:11: services.hello.timeout must be a string, like timeout = "2s", not an integer`,
+			`fiat.toml:4:7: services.hello.dir must be a string, like dir = "hello", not an integer`,
+			`fiat.toml:5:8: services.hello.kind must be a string, like kind = "script", not a boolean`,
+		},
+	}, {
+		name:     "array, located at its key",
+		manifest: "[services.hello]\n\ndir = [\"a\"]\n",
+		want:     []string{`fiat.toml:3:1: services.hello.dir must be a string, like dir = "hello", not an array`},
+	}, {
+		name:     "float",
+		manifest: "[services.hello]\nmax_steps = 1e6\n",
+		want:     []string{`fiat.toml:2:13: services.hello.max_steps must be an integer, like max_steps = 1_000_000, not a float`},
+	}, {
+		name:     "a key used as a table",
+		manifest: "services.hello.dir.x = 1\nservices.hello.dir.y = 1\n",
+		want:     []string{`fiat.toml:1:16: services.hello.dir must be a string, like dir = "hello", not a table`},
+	}, {
+		name:     "a key given a table header",
+		manifest: "[services.hello]\n[services.hello.timeout]\nx = 1\n",
+		want:     []string{`fiat.toml:2:17: services.hello.timeout must be a string, like timeout = "2s", not a table`},
+	}, {
+		name:     "services not a table",
+		manifest: "services = 1\n",
+		want: []string{
+			"fiat.toml: declares no services: add a [services.NAME] table",
+			"fiat.toml:1:12: services must be a table, like [services.hello], not an integer",
+		},
+	}, {
+		name:     "service not a table",
+		manifest: "services.hello = \"x\"\n[services.web]\n",
+		want:     []string{"fiat.toml:1:18: services.hello must be a table, like [services.hello], not a string"},
+	}, {
+		name:     "array of tables",
+		manifest: "[[services.hello]]\ndir = \"x\"\n[services.web]\n",
+		want:     []string{"fiat.toml:1:12: services.hello must be a table, like [services.hello], not an array of tables"},
+	}, {
+		name:     "bad service name",
+		manifest: "[services.Hello]\n",
+		want:     []string{`fiat.toml:1:11: service name "Hello" must start with a lowercase letter: service names use lowercase letters, digits and single dashes, start with a letter and are at most 30 characters`},
+	}, {
+		name:     "bad service name in a dotted key",
+		manifest: "services.web--prod.timeout = \"1s\"\n",
+		want:     []string{`fiat.toml:1:10: service name "web--prod" must not contain "--", which addresses use to separate service and env: service names use lowercase letters, digits and single dashes, start with a letter and are at most 30 characters`},
+	}, {
+		name:     "process",
+		manifest: "[services.hello]\nkind = \"process\"\n",
+		want:     []string{`fiat.toml:2:8: process services are not supported yet, sorry: for now, only kind = "script" runs`},
+	}, {
+		name:     "unknown kind",
+		manifest: "[services.hello]\nkind = \"lambda\"\n",
+		want:     []string{`fiat.toml:2:8: kind "lambda" is unknown: only kind = "script" runs today`},
+	}, {
+		name:     "max_steps too small and too large",
+		manifest: "[services.a]\ndir = \"a\"\nmax_steps = 0\n[services.b]\ndir = \"b\"\nmax_steps = 10_000_000_001\n",
+		files:    []string{"a/main.star", "b/main.star"},
+		want: []string{
+			"fiat.toml:3:13: max_steps must be from 1 to 10_000_000_000, not 0",
+			"fiat.toml:6:13: max_steps must be from 1 to 10_000_000_000, not 10_000_000_001",
+		},
+	}, {
+		name:     "max_steps negative",
+		manifest: "[services.a]\nmax_steps = -1\n",
+		want:     []string{"fiat.toml:2:13: max_steps must be from 1 to 10_000_000_000, not -1"},
+	}, {
+		name:     "timeouts",
+		manifest: "[services.a]\ndir = \"a\"\ntimeout = \"2\"\n[services.b]\ndir = \"b\"\ntimeout = \"999us\"\n[services.c]\ndir = \"c\"\ntimeout = \"5m1s\"\n",
+		files:    []string{"a/main.star", "b/main.star", "c/main.star"},
+		want: []string{
+			`fiat.toml:3:11: timeout "2" is not a duration: write it like "2s" or "500ms"`,
+			`fiat.toml:6:11: timeout must be from 1ms to 5m, not "999us"`,
+			`fiat.toml:9:11: timeout must be from 1ms to 5m, not "5m1s"`,
+		},
+	}, {
+		name:     "absolute dir",
+		manifest: "[services.hello]\ndir = \"/srv/hello\"\n",
+		want:     []string{`fiat.toml:2:7: dir "/srv/hello" is absolute: give it relative to fiat.toml`},
+	}, {
+		name:     "dir outside the project",
+		manifest: "[services.a]\ndir = \"..\"\n[services.b]\ndir = \"b/../../x\"\n",
+		want: []string{
+			`fiat.toml:2:7: dir ".." is outside the project: a service's dir must be inside the directory of fiat.toml`,
+			`fiat.toml:4:7: dir "b/../../x" is outside the project: a service's dir must be inside the directory of fiat.toml`,
+		},
+	}, {
+		name:     "dir with no files",
+		manifest: "[services.hello]\ndir = \"hello\"\n",
+		files:    []string{"main.star", "hello/README.md", "hello/.hidden.star"},
+		want:     []string{`fiat.toml:2:7: dir "hello" holds no .star files`},
+	}, {
+		name:     "dir naming a file",
+		manifest: "[services.hello]\ndir = \"main.star\"\n",
+		want:     []string{`fiat.toml:2:7: dir "main.star" holds no .star files`},
+	}, {
+		name:     "default dir with no files, located at the service",
+		manifest: "\n[services.hello]\n",
+		files:    []string{"notes.txt"},
+		want:     []string{`fiat.toml:2:11: dir "." holds no .star files`},
+	}, {
+		name:     "no main.star",
+		manifest: "[services.hello]\ndir = \"hello\"\n",
+		files:    []string{"hello/lib.star", "hello/main_test.star"},
+		want:     []string{"hello/main.star: missing: a script service starts at main.star"},
+	}, {
+		name:     "no main.star at the root",
+		manifest: "[services.hello]\n",
+		files:    []string{"lib.star"},
+		want:     []string{"main.star: missing: a script service starts at main.star"},
+	}, {
+		name:     "no services",
+		manifest: "# nothing yet\n",
+		want:     []string{"fiat.toml: declares no services: add a [services.NAME] table"},
+	}, {
+		name:     "empty services table",
+		manifest: "[services]\n",
+		want:     []string{"fiat.toml: declares no services: add a [services.NAME] table"},
+	}, {
+		name:     "same dir, reported where it is written second",
+		manifest: "[services.web]\ndir = \"x\"\n[services.api]\ndir = \"./x/\"\n",
+		files:    []string{"x/main.star"},
+		want:     []string{`fiat.toml:4:7: services web and api have the same dir "x": give each service a dir of its own`},
+	}, {
+		name:     "same default dir",
+		manifest: "[services.web]\n[services.api]\n",
+		want:     []string{`fiat.toml:2:11: services web and api have the same dir ".": give each service a dir of its own`},
+	}, {
+		name: "everything at once, fiat.toml first",
+		manifest: `[services.web]
+dir = "web"
+timeout = "forever"
+
+[services.api]
+dir = "api"
+max_steps = 0
+colour = "blue"
+`,
+		files: []string{"api/lib.star"},
+		want: []string{
+			`fiat.toml:2:7: dir "web" holds no .star files`,
+			`fiat.toml:3:11: timeout "forever" is not a duration: write it like "2s" or "500ms"`,
+			"fiat.toml:7:13: max_steps must be from 1 to 10_000_000_000, not 0",
+			"fiat.toml:8:1: unknown key services.api.colour: a service's keys are dir, kind, max_steps, timeout",
+			"api/main.star: missing: a script service starts at main.star",
+		},
+	}}
+	for _, test := range tests {
+		t.Run(test.name, func(t *testing.T) {
+			files := test.files
+			if files == nil {
+				files = []string{"main.star"}
+			}
+			versions, err := Versions(bundleOf(test.manifest, files...))
+			if versions != nil {
+				t.Errorf("got versions, want none")
+			}
+			got := problemsOf(t, err)
+			if !slices.Equal(got, test.want) {
+				t.Errorf("got problems\n%s\nwant\n%s", strings.Join(got, "\n"), strings.Join(test.want, "\n"))
+			}
+		})
+	}
+}
+
+func TestVersionsAppliesDefaults(t *testing.T) {
+	versions, err := Versions(bundleOf("[services.hello]\n", "main.star", "lib/util.star"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(versions) != 1 {
+		t.Fatalf("got %d versions, want 1", len(versions))
+	}
+	v := versions[0]
+	want := fiat.Config{Kind: fiat.Script, MaxSteps: 1_000_000, Timeout: 2 * time.Second}
+	if v.Service != "hello" || v.Config != want {
+		t.Errorf("got service %q with %+v, want hello with %+v", v.Service, v.Config, want)
+	}
+	if got := filePaths(v.Files); !slices.Equal(got, []string{"lib/util.star", "main.star"}) {
+		t.Errorf("got files %q", got)
+	}
+	if v.ID != fiat.HashVersion(v) || !v.Created.IsZero() {
+		t.Errorf("got id %q and created %v, want the version's hash and no time", v.ID, v.Created)
+	}
+}
+
+func TestVersionsAcceptsTheLimits(t *testing.T) {
+	versions, err := Versions(bundleOf(`
+[services.low]
+dir = "low"
+max_steps = 1
+timeout = "1ms"
+kind = "script"
+
+[services.high]
+dir = "high"
+max_steps = 10_000_000_000
+timeout = "5m"
+`, "low/main.star", "high/main.star"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []fiat.Config{
+		{Kind: fiat.Script, MaxSteps: 10_000_000_000, Timeout: 5 * time.Minute},
+		{Kind: fiat.Script, MaxSteps: 1, Timeout: time.Millisecond},
+	}
+	for i, v := range versions {
+		if v.Config != want[i] {
+			t.Errorf("%s: got %+v, want %+v", v.Service, v.Config, want[i])
+		}
+	}
+}
+
+// The same settings give the same versions however fiat.toml spells them.
+func TestVersionsReadsAnyTOMLSpelling(t *testing.T) {
+	spellings := []string{
+		"[services.hello]\ntimeout = \"1s\"\nmax_steps = 0x10\n",
+		"services.hello.timeout = \"1s\"\nservices.hello.max_steps = 16\n",
+		"[services]\nhello = { timeout = '1s', max_steps = 1_6 }\n",
+		"services = { hello = { timeout = \"\"\"1s\"\"\", max_steps = 0o20 } }\n",
+	}
+	var want fiat.Hash
+	for _, manifest := range spellings {
+		versions, err := Versions(bundleOf(manifest, "main.star"))
+		if err != nil {
+			t.Fatalf("%s: %v", manifest, err)
+		}
+		if want == "" {
+			want = versions[0].ID
+		}
+		if versions[0].ID != want {
+			t.Errorf("%s: got id %s, want %s", manifest, versions[0].ID, want)
+		}
+	}
+}
+
+func TestVersionsGivesEachServiceItsOwnFiles(t *testing.T) {
+	b := bundleOf(`
+[services.web]
+
+[services.api]
+dir = "api"
+
+[services.jobs]
+dir = "api/jobs"
+`,
+		"main.star", "web/page.star", "notes.md", ".hidden.star", ".git/hooks/x.star",
+		"api/main.star", "api/.cache/old.star", "api/util/strings.star", "api/util/strings_test.star",
+		"api/jobs/main.star",
+	)
+	versions, err := Versions(b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := map[string][]string{
+		"api":  {"main.star", "util/strings.star", "util/strings_test.star"},
+		"jobs": {"main.star"},
+		"web":  {"main.star", "web/page.star"},
+	}
+	var names []string
+	for _, v := range versions {
+		names = append(names, v.Service)
+		if got := filePaths(v.Files); !slices.Equal(got, want[v.Service]) {
+			t.Errorf("%s: got files %q, want %q", v.Service, got, want[v.Service])
+		}
+	}
+	if !slices.Equal(names, []string{"api", "jobs", "web"}) {
+		t.Errorf("got services %q, want them sorted", names)
+	}
+}
+
+// A .star file no service owns is ignored, and is in no version's hash.
+func TestVersionsIgnoresFilesOfNoService(t *testing.T) {
+	manifest := "[services.web]\ndir = \"web\"\n"
+	before, err := Versions(bundleOf(manifest, "web/main.star"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	after, err := Versions(bundleOf(manifest, "web/main.star", "scripts/deploy.star", "webhooks/main.star"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if before[0].ID != after[0].ID {
+		t.Errorf("a file outside web changed its id")
+	}
+}
+
+func TestVersionsNeedsAManifest(t *testing.T) {
+	_, err := Versions(Bundle{Files: []fiat.File{{Path: "main.star"}}})
+	got := problemsOf(t, err)
+	if want := []string{"fiat.toml: missing: a project starts at fiat.toml"}; !slices.Equal(got, want) {
+		t.Errorf("got %q, want %q", got, want)
+	}
+}
+
+func TestBundlePathLocatesServiceFiles(t *testing.T) {
+	b := bundleOf("[services.web]\n[services.api]\ndir = \"./api/\"\n[services.bad]\ndir = \"/x\"\n")
+	tests := []struct{ service, file, want string }{
+		{"api", "main.star", "api/main.star"},
+		{"api", "util/x.star", "api/util/x.star"},
+		{"web", "main.star", "main.star"},
+		{"api", "", ""},
+		{"bad", "main.star", "main.star"},
+		{"gone", "main.star", "main.star"},
+	}
+	for _, test := range tests {
+		if got := b.Path(test.service, test.file); got != test.want {
+			t.Errorf("Path(%q, %q) = %q, want %q", test.service, test.file, got, test.want)
+		}
+	}
+}
+
+func filePaths(files []fiat.File) []string {
+	var paths []string
+	for _, f := range files {
+		paths = append(paths, f.Path)
+	}
+	return paths
+}
+
+// A bundle built by hand may be in any order; versions are not.
+func TestVersionsSortsFiles(t *testing.T) {
+	b := bundleOf("[services.hello]\n", "main.star", "b.star", "a/z.star")
+	slices.Reverse(b.Files)
+	versions, err := Versions(b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, want := filePaths(versions[0].Files), []string{"a/z.star", "b.star", "main.star"}; !slices.Equal(got, want) {
+		t.Errorf("got files %q, want %q", got, want)
+	}
+}

@@ -1,0 +1,136 @@
+// Package project reads a fiat project: fiat.toml and the files of the
+// services it declares, from disk (Load) or from the wire (ReadTar), and
+// turns it into the versions a deploy stores (Versions).
+package project
+
+import (
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path"
+	"slices"
+	"strings"
+
+	"github.com/fiatdev/fiat"
+)
+
+// Bundle is a project as the CLI sends it to the server: fiat.toml and the
+// files of every service, paths relative to the project root,
+// slash-separated, sorted.
+type Bundle struct {
+	Files []fiat.File
+}
+
+// Load reads the project in dir: fiat.toml and, for each service it
+// declares, the .star files under the service's dir (recursively; skipping
+// hidden files and directories, symlinks, and the dirs of other services
+// nested inside it). A fiat.toml with problems gives them as fiat.Problems;
+// Versions checks the rest.
+func Load(dir string) (Bundle, error) {
+	project := os.DirFS(dir)
+	manifestData, err := fs.ReadFile(project, manifestName)
+	if errors.Is(err, fs.ErrNotExist) {
+		return Bundle{}, fmt.Errorf("no fiat.toml in %s: run `fiat init %s` to create a project, or pass the project's directory", dir, dir)
+	}
+	if err != nil {
+		return Bundle{}, err
+	}
+	m, problems := parseManifest(manifestData)
+	if len(problems) > 0 {
+		return Bundle{}, problems
+	}
+	b := Bundle{Files: []fiat.File{{Path: manifestName, Data: manifestData}}}
+	err = fs.WalkDir(project, ".", func(file string, entry fs.DirEntry, err error) error {
+		switch {
+		case err != nil:
+			return err
+		case entry.IsDir():
+			if !m.mayHoldFiles(file) {
+				return fs.SkipDir
+			}
+		// Symlinks are not regular files: a version holds the files
+		// themselves, never pointers out of the project.
+		case entry.Type().IsRegular() && m.serviceOf(file) != nil:
+			data, err := fs.ReadFile(project, file)
+			if err != nil {
+				return err
+			}
+			b.Files = append(b.Files, fiat.File{Path: file, Data: data})
+		}
+		return nil
+	})
+	if err != nil {
+		return Bundle{}, err
+	}
+	sortFiles(b.Files)
+	return b, nil
+}
+
+// Versions parses the bundle's fiat.toml and returns one version per
+// service, sorted by service name, with Files (relative to the service's
+// dir), Config (defaults applied) and ID filled in; Created is left zero.
+// Everything wrong comes back as fiat.Problems, all of them at once.
+func Versions(b Bundle) ([]*fiat.Version, error) {
+	m, problems := b.manifest()
+	if m == nil {
+		return nil, problems
+	}
+	files := map[*service][]fiat.File{}
+	for _, f := range b.Files {
+		if svc := m.serviceOf(f.Path); svc != nil {
+			files[svc] = append(files[svc], fiat.File{Path: relativeTo(f.Path, svc.dir), Data: f.Data})
+		}
+	}
+	var versions []*fiat.Version
+	for _, svc := range m.services {
+		if svc.dir == "" {
+			continue // its dir is a problem already
+		}
+		v := &fiat.Version{Service: svc.name, Config: svc.config, Files: files[svc]}
+		sortFiles(v.Files)
+		switch {
+		case len(v.Files) == 0:
+			problems = append(problems, svc.dirAt.problem("dir %q holds no .star files", svc.dir))
+		case !slices.ContainsFunc(v.Files, func(f fiat.File) bool { return f.Path == "main.star" }):
+			problems = append(problems, fiat.Problem{Path: path.Join(svc.dir, "main.star"), Message: "missing: a script service starts at main.star"})
+		}
+		v.ID = fiat.HashVersion(v)
+		versions = append(versions, v)
+	}
+	if len(problems) > 0 {
+		sortProblems(problems)
+		return nil, problems
+	}
+	return versions, nil
+}
+
+// Path returns where file, a path relative to the dir of serviceName, is
+// in the project, so that problems found in a version's files point at the
+// files the user edits. (A version does not know its dir: moving a
+// service's dir does not change its versions.) Path returns file as it is
+// when it is "" or fiat.toml has no such service.
+func (b Bundle) Path(serviceName, file string) string {
+	m, _ := b.manifest()
+	if m == nil || file == "" {
+		return file
+	}
+	i := slices.IndexFunc(m.services, func(svc *service) bool { return svc.name == serviceName })
+	if i < 0 || m.services[i].dir == "" {
+		return file
+	}
+	return path.Join(m.services[i].dir, file)
+}
+
+// manifest parses the bundle's fiat.toml; see parseManifest.
+func (b Bundle) manifest() (*manifest, fiat.Problems) {
+	i := slices.IndexFunc(b.Files, func(f fiat.File) bool { return f.Path == manifestName })
+	if i < 0 {
+		return nil, fiat.Problems{{Path: manifestName, Message: "missing: a project starts at fiat.toml"}}
+	}
+	return parseManifest(b.Files[i].Data)
+}
+
+func sortFiles(files []fiat.File) {
+	slices.SortFunc(files, func(a, b fiat.File) int { return strings.Compare(a.Path, b.Path) })
+}
