@@ -116,13 +116,12 @@ func plural(n int, what string) string {
 }
 
 func (s *server) deploy(r *http.Request) (any, error) {
-	bundle, err := project.ReadTar(http.MaxBytesReader(nil, r.Body, s.cfg.MaxBundle+1), s.cfg.MaxBundle)
+	bundle, err := project.ReadTar(r.Body, s.cfg.MaxBundle)
+	if errors.Is(err, project.ErrTooLarge) {
+		return nil, fmt.Errorf("%w: the project is over the server's limit of %d bytes: leave large files out of service dirs, or start the server with a larger --max-bundle", project.ErrTooLarge, s.cfg.MaxBundle)
+	}
 	if err != nil {
-		var tooLarge *http.MaxBytesError
-		if errors.As(err, &tooLarge) {
-			return nil, fmt.Errorf("%w: the project bundle exceeds the limit of %d bytes", project.ErrTooLarge, s.cfg.MaxBundle)
-		}
-		return nil, err
+		return nil, &Error{Status: http.StatusBadRequest, Message: err.Error()}
 	}
 	return s.cfg.Deployer.Deploy(r.Context(), envParam(r.URL.Query().Get("env")), bundle)
 }

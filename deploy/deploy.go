@@ -150,7 +150,7 @@ func (d *Deployer) deploy(ctx context.Context, env string, bundle project.Bundle
 		}
 		s, err := validate(ctx, v, d.logger)
 		if err != nil {
-			problems = append(problems, asProblems(v, err)...)
+			problems = append(problems, asProblems(bundle, v, err)...)
 			continue
 		}
 		fresh = append(fresh, v)
@@ -209,14 +209,14 @@ func validate(ctx context.Context, v *fiat.Version, logger *slog.Logger) (*start
 
 // asProblems locates a service's problems in the project: script paths are
 // relative to the service's dir, users think in paths relative to fiat.toml.
-func asProblems(v *fiat.Version, err error) fiat.Problems {
+func asProblems(bundle project.Bundle, v *fiat.Version, err error) fiat.Problems {
 	var ps fiat.Problems
 	if !errors.As(err, &ps) {
 		return fiat.Problems{{Path: v.Service, Message: err.Error()}}
 	}
 	out := slices.Clone(ps)
 	for i := range out {
-		out[i].Path = project.Path(v, out[i].Path)
+		out[i].Path = bundle.Path(v.Service, out[i].Path)
 	}
 	return out
 }

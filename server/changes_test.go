@@ -37,7 +37,7 @@ func TestRefusedDeploysChangeNothing(t *testing.T) {
 			want:  []string{"main.star:2:12: undefined: nope"},
 		},
 		"failing test": {
-			files: map[string]string{"main_test.star": "def test_root():\n    assert.eq(app.get(\"/\").body, \"bad\")\n"},
+			files: map[string]string{"main_test.star": "def test_root():\n    assert.eq(app.get(\"/\").body, \"something else\")\n"},
 			want:  []string{"main_test.star:2:", "test_root"},
 		},
 		"unknown fiat.toml key": {
@@ -95,13 +95,17 @@ func TestDeploysUnderLoad(t *testing.T) {
 	deployBody := func(i int) {
 		body := fmt.Sprintf("version %d", i)
 		bundle := mustLoad(t, writeProject(t, dir, "app", body))
-		res, err := n.srv.Deployer.Deploy(t.Context(), fiat.Production, bundle)
+		versions, err := project.Versions(bundle)
 		if err != nil {
 			t.Fatal(err)
 		}
+		// Known before the deploy, since clients may see it the moment it switches.
 		mu.Lock()
-		bodyOf[res.Services[0].Version.Short()] = body
+		bodyOf[versions[0].ID.Short()] = body
 		mu.Unlock()
+		if _, err := n.srv.Deployer.Deploy(t.Context(), fiat.Production, bundle); err != nil {
+			t.Fatal(err)
+		}
 	}
 	deployBody(0)
 	url := n.srv.Addresses.Service("app", fiat.Production)

@@ -12,13 +12,11 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/fiatdev/fiat"
 	"github.com/fiatdev/fiat/api"
 	"github.com/fiatdev/fiat/cli"
 	"github.com/fiatdev/fiat/deploy"
-	"github.com/fiatdev/fiat/project"
 	"github.com/fiatdev/fiat/server"
 )
 
