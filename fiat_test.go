@@ -79,13 +79,13 @@ func TestCheckName(t *testing.T) {
 		}
 	}
 	for bad, want := range map[string]string{
-		"":                               "empty",
-		"Hello":                          "start with a lowercase letter",
-		"2fast":                          "start with a lowercase letter",
-		"hello-":                         "end with a dash",
-		"a--b":                           `"--"`,
-		"hello_world":                    `'_'`,
-		"héllo":                          `'é'`,
+		"":                                "empty",
+		"Hello":                           "start with a lowercase letter",
+		"2fast":                           "start with a lowercase letter",
+		"hello-":                          "end with a dash",
+		"a--b":                            `"--"`,
+		"hello_world":                     `'_'`,
+		"héllo":                           `'é'`,
 		strings.Repeat("a", MaxNameLen+1): "characters long",
 	} {
 		err := CheckName("env", bad)
