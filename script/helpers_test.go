@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -96,3 +97,11 @@ func do(a http.Handler, method, target, body string, header ...string) result {
 	data, _ := io.ReadAll(w.Result().Body)
 	return result{w.Code, w.Result().Header, string(data)}
 }
+
+func newServer(t *testing.T, h http.Handler) *httptest.Server {
+	srv := httptest.NewServer(h)
+	t.Cleanup(srv.Close)
+	return srv
+}
+
+func itoa(n int) string { return strconv.Itoa(n) }

@@ -85,11 +85,11 @@ func headerOf(fn string, headers *starlark.Dict) (http.Header, error) {
 	for _, item := range headers.Items() {
 		name, ok := starlark.AsString(item[0])
 		if !ok {
-			return nil, fmt.Errorf("%s: header name %s is a %s, want a string", fn, item[0], item[0].Type())
+			return nil, fmt.Errorf("%s: header name %s: got %s, want a string", fn, item[0], item[0].Type())
 		}
 		value, ok := starlark.AsString(item[1])
 		if !ok {
-			return nil, fmt.Errorf("%s: header %s is a %s, want a string", fn, name, item[1].Type())
+			return nil, fmt.Errorf("%s: header %s: got %s, want a string", fn, name, item[1].Type())
 		}
 		header.Add(name, value)
 	}
@@ -108,7 +108,7 @@ func bodyText(thread *starlark.Thread, fn string, body starlark.Value) (text str
 		}
 		return text, true, nil
 	}
-	return "", false, fmt.Errorf("%s: body is a %s, want a string, or a dict or list to send as JSON", fn, body.Type())
+	return "", false, fmt.Errorf("%s: body: got %s, want a string, or a dict or list to send as JSON", fn, body.Type())
 }
 
 // Content types shared by every response instead of allocated for each.
@@ -144,7 +144,7 @@ func (a *App) respond(rw http.ResponseWriter, r *http.Request, thread *starlark.
 		rw.WriteHeader(result.status)
 		io.WriteString(rw, result.body)
 	default:
-		a.fail(rw, r, http.StatusInternalServerError, atLine(rt.where(), fmt.Sprintf("handler %s returned a %s: return a string, a dict or list (sent as JSON), None (204) or response(status, body, headers)", rt.handler.Name(), result.Type())))
+		a.fail(rw, r, http.StatusInternalServerError, atLine(rt.where(), fmt.Sprintf("handler %s returned a value of type %s: return a string, a dict or list (sent as JSON), None (204) or response(status, body, headers)", rt.handler.Name(), result.Type())))
 	}
 }
 

@@ -92,7 +92,13 @@ func (t *routeTable) add(rt *route) error {
 // wrote them.
 func rejection(routes []*route, rt *route, err error) error {
 	if err := register(http.NewServeMux(), rt); err != nil {
-		return fmt.Errorf("http.route: invalid route %s: %v", rt, err)
+		// Keep only the reason: the rest quotes the translated pattern and
+		// an offset into it.
+		reason := err.Error()
+		if i := strings.LastIndex(reason, ": "); i >= 0 {
+			reason = reason[i+2:]
+		}
+		return fmt.Errorf("http.route: invalid path %q: %s", rt.path, reason)
 	}
 	for _, other := range routes {
 		pair := http.NewServeMux()
