@@ -1,0 +1,224 @@
+package sqlite
+
+import (
+	"context"
+	"database/sql"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/fiatdev/fiat"
+	"github.com/fiatdev/fiat/store"
+)
+
+// Reads that take several queries run them in one transaction, so they see
+// one snapshot: never an env pointing at a version they have not read.
+
+// State returns every env and every version, newest first.
+func (db *DB) State(ctx context.Context) (store.State, error) {
+	tx, err := db.reader.BeginTx(ctx, nil)
+	if err != nil {
+		return store.State{}, err
+	}
+	defer tx.Rollback()
+	envs, err := allEnvs(ctx, tx)
+	if err != nil {
+		return store.State{}, err
+	}
+	versions, err := versionInfos(ctx, tx, selectVersions+newestFirst)
+	if err != nil {
+		return store.State{}, err
+	}
+	return store.State{Envs: envs, Versions: versions}, nil
+}
+
+func allEnvs(ctx context.Context, tx *sql.Tx) ([]fiat.Env, error) {
+	rows, err := tx.QueryContext(ctx, `SELECT name FROM envs ORDER BY name`)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var envs []fiat.Env
+	index := map[string]int{}
+	for rows.Next() {
+		env := fiat.Env{Services: map[string]fiat.Hash{}}
+		if err := rows.Scan(&env.Name); err != nil {
+			return nil, err
+		}
+		index[env.Name] = len(envs)
+		envs = append(envs, env)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	rows, err = tx.QueryContext(ctx, `SELECT env, service, version FROM env_versions`)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var env, service string
+		var version fiat.Hash
+		if err := rows.Scan(&env, &service, &version); err != nil {
+			return nil, err
+		}
+		envs[index[env]].Services[service] = version
+	}
+	return envs, rows.Err()
+}
+
+const (
+	selectVersions = `SELECT id, service, config, created_at FROM versions`
+	// Versions stored by one Apply share created_at; seq, their insertion
+	// order, makes the order of those deterministic too.
+	newestFirst = ` ORDER BY created_at DESC, seq DESC`
+)
+
+func versionInfos(ctx context.Context, tx *sql.Tx, query string, args ...any) ([]store.VersionInfo, error) {
+	rows, err := tx.QueryContext(ctx, query, args...)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var infos []store.VersionInfo
+	for rows.Next() {
+		var v store.VersionInfo
+		var config []byte
+		var created int64
+		if err := rows.Scan(&v.ID, &v.Service, &config, &created); err != nil {
+			return nil, err
+		}
+		if err := json.Unmarshal(config, &v.Config); err != nil {
+			return nil, fmt.Errorf("version %s: config: %w", v.ID, err)
+		}
+		v.Created = fromNanos(created)
+		infos = append(infos, v)
+	}
+	return infos, rows.Err()
+}
+
+func fromNanos(n int64) time.Time {
+	return time.Unix(0, n).UTC()
+}
+
+// Version returns one version with its files. It needs no transaction:
+// versions never change, and their files are committed with them.
+func (db *DB) Version(ctx context.Context, id fiat.Hash) (*fiat.Version, error) {
+	v := &fiat.Version{ID: id}
+	var config, uses []byte
+	var created int64
+	err := db.reader.QueryRowContext(ctx, `SELECT service, config, uses, created_at FROM versions WHERE id = $1`, id).
+		Scan(&v.Service, &config, &uses, &created)
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, fmt.Errorf("version %s: %w", id, store.ErrNotFound)
+	}
+	if err != nil {
+		return nil, err
+	}
+	if err := json.Unmarshal(config, &v.Config); err != nil {
+		return nil, fmt.Errorf("version %s: config: %w", id, err)
+	}
+	if err := json.Unmarshal(uses, &v.Uses); err != nil {
+		return nil, fmt.Errorf("version %s: uses: %w", id, err)
+	}
+	v.Created = fromNanos(created)
+	rows, err := db.reader.QueryContext(ctx, `SELECT path, data FROM version_files WHERE version_id = $1 ORDER BY path`, id)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var f fiat.File
+		if err := rows.Scan(&f.Path, &f.Data); err != nil {
+			return nil, err
+		}
+		v.Files = append(v.Files, f)
+	}
+	return v, rows.Err()
+}
+
+// Resolve finds the one version of service whose id starts with prefix.
+func (db *DB) Resolve(ctx context.Context, service, prefix string) (fiat.Hash, error) {
+	if err := fiat.CheckHashPrefix(prefix); err != nil {
+		return "", err
+	}
+	// The ids starting with prefix are those in [prefix, prefix+"~"), as
+	// "~" sorts after every character of a hash. Unlike LIKE, the range
+	// uses the index on id, in PostgreSQL too if id has a bytewise
+	// collation ("C").
+	rows, err := db.reader.QueryContext(ctx, `SELECT id FROM versions WHERE id >= $1 AND id < $2 AND service = $3 LIMIT 2`,
+		prefix, prefix+"~", service)
+	if err != nil {
+		return "", err
+	}
+	defer rows.Close()
+	var ids []fiat.Hash
+	for rows.Next() {
+		var id fiat.Hash
+		if err := rows.Scan(&id); err != nil {
+			return "", err
+		}
+		ids = append(ids, id)
+	}
+	if err := rows.Err(); err != nil {
+		return "", err
+	}
+	switch len(ids) {
+	case 0:
+		return "", fmt.Errorf("no version of service %q starts with %q: %w", service, prefix, store.ErrNotFound)
+	case 1:
+		return ids[0], nil
+	}
+	return "", fmt.Errorf("several versions of service %q start with %q, give more of the hash: %w", service, prefix, store.ErrAmbiguous)
+}
+
+// Versions lists the versions of service, newest first, each with the envs
+// it is in now.
+func (db *DB) Versions(ctx context.Context, service string) ([]store.VersionInfo, error) {
+	tx, err := db.reader.BeginTx(ctx, nil)
+	if err != nil {
+		return nil, err
+	}
+	defer tx.Rollback()
+	infos, err := versionInfos(ctx, tx, selectVersions+` WHERE service = $1`+newestFirst, service)
+	if err != nil {
+		return nil, err
+	}
+	index := map[fiat.Hash]int{}
+	for i, v := range infos {
+		index[v.ID] = i
+	}
+	rows, err := tx.QueryContext(ctx, `SELECT version, env FROM env_versions WHERE service = $1 ORDER BY env`, service)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var version fiat.Hash
+		var env string
+		if err := rows.Scan(&version, &env); err != nil {
+			return nil, err
+		}
+		i := index[version]
+		infos[i].Envs = append(infos[i].Envs, env)
+	}
+	return infos, rows.Err()
+}
+
+// Env returns one env's mapping.
+func (db *DB) Env(ctx context.Context, name string) (fiat.Env, error) {
+	tx, err := db.reader.BeginTx(ctx, nil)
+	if err != nil {
+		return fiat.Env{}, err
+	}
+	defer tx.Rollback()
+	exists, heads, err := loadEnv(ctx, tx, name)
+	if err != nil {
+		return fiat.Env{}, err
+	}
+	if !exists {
+		return fiat.Env{}, fmt.Errorf("env %q: %w", name, store.ErrNotFound)
+	}
+	return fiat.Env{Name: name, Services: versionsOf(heads)}, nil
+}

@@ -1,0 +1,235 @@
+package sqlite
+
+import (
+	"bufio"
+	"errors"
+	"fmt"
+	"io"
+	"math/rand/v2"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"reflect"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/fiatdev/fiat"
+	"github.com/fiatdev/fiat/store"
+	"github.com/fiatdev/fiat/store/storetest"
+)
+
+func TestStore(t *testing.T) {
+	storetest.Run(t, func(t *testing.T) store.Store {
+		return open(t, filepath.Join(t.TempDir(), "fiat.db"))
+	})
+}
+
+// open opens the store at path, to be closed by the caller.
+func open(t testing.TB, path string) *DB {
+	t.Helper()
+	db, err := Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return db
+}
+
+func version(service, content string) *fiat.Version {
+	v := &fiat.Version{
+		Service: service,
+		Config:  fiat.Config{Kind: fiat.Script, MaxSteps: 1000, Timeout: time.Second},
+		Files:   []fiat.File{{Path: "main.star", Data: []byte(content)}},
+	}
+	v.ID = fiat.HashVersion(v)
+	return v
+}
+
+func deploy(t testing.TB, db *DB, env string, v *fiat.Version) store.Record {
+	t.Helper()
+	rec, err := db.Apply(t.Context(), store.Change{Env: env, Kind: "deploy", Versions: []*fiat.Version{v}, Set: map[string]fiat.Hash{v.Service: v.ID}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return rec
+}
+
+// TestDurable checks the settings that make a commit durable when it
+// returns, which killing a process cannot test: the OS would still write
+// what the process left in its cache.
+func TestDurable(t *testing.T) {
+	db := open(t, filepath.Join(t.TempDir(), "fiat.db"))
+	defer db.Close()
+	for pragma, want := range map[string]string{"journal_mode": "wal", "synchronous": "2", "fullfsync": "1"} {
+		var got string
+		if err := db.writer.QueryRow("PRAGMA " + pragma).Scan(&got); err != nil || got != want {
+			t.Errorf("PRAGMA %s = %q, %v; want %q", pragma, got, err, want)
+		}
+	}
+}
+
+// TestReopen checks that everything survives Close and Open, in a
+// directory Open has to create, whose name needs escaping in a URI.
+func TestReopen(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "data dir?#%", "fiat.db")
+	db := open(t, path)
+	v1, v2, v3 := version("api", "1"), version("api", "2"), version("api", "3")
+	for _, v := range []*fiat.Version{v1, v2, v3} {
+		deploy(t, db, fiat.Production, v)
+	}
+	if _, err := db.Apply(t.Context(), store.Change{Env: "staging", Kind: "fork", CopyFrom: fiat.Production, Create: true}); err != nil {
+		t.Fatal(err)
+	}
+	before, err := db.State(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := db.Close(); err != nil {
+		t.Fatal(err)
+	}
+
+	db = open(t, path)
+	defer db.Close()
+	after, err := db.State(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !reflect.DeepEqual(after, before) {
+		t.Fatalf("state after reopening:\n%+v\nwant:\n%+v", after, before)
+	}
+	got, err := db.Version(t.Context(), v2.ID)
+	if err != nil || string(got.Files[0].Data) != "2" {
+		t.Fatalf("Version after reopening = %+v, %v", got, err)
+	}
+	// The undo stack survives too.
+	rec, err := db.Apply(t.Context(), store.Change{Env: fiat.Production, Kind: "rollback", Undo: []string{"api"}})
+	if err != nil || rec.After.Services["api"] != v2.ID {
+		t.Fatalf("undo after reopening = %+v, %v; want api at %s", rec, err, v2.ID)
+	}
+}
+
+// TestOpenTwice checks that two DBs on one file in one process see each
+// other's writes.
+func TestOpenTwice(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "fiat.db")
+	a, b := open(t, path), open(t, path)
+	defer a.Close()
+	defer b.Close()
+	v1, v2 := version("api", "1"), version("api", "2")
+	deploy(t, a, fiat.Production, v1)
+	deploy(t, b, fiat.Production, v2)
+	env, err := a.Env(t.Context(), fiat.Production)
+	if err != nil || env.Services["api"] != v2.ID {
+		t.Fatalf("Env = %+v, %v; want api at %s", env, err, v2.ID)
+	}
+	infos, err := b.Versions(t.Context(), "api")
+	if err != nil || len(infos) != 2 {
+		t.Fatalf("Versions = %+v, %v; want both", infos, err)
+	}
+}
+
+// crashEnv names the database a child process of TestCrash deploys to
+// until it is killed.
+const crashEnv = "FIAT_SQLITE_CRASH_DB"
+
+// TestCrash kills a process that is deploying in a loop with SIGKILL, a few
+// times, and checks that every deploy it reported done is in the database.
+func TestCrash(t *testing.T) {
+	if path := os.Getenv(crashEnv); path != "" {
+		deployUntilKilled(t, path)
+		return
+	}
+	path := filepath.Join(t.TempDir(), "fiat.db")
+	acked := map[int64]fiat.Hash{} // record id -> version deployed
+	var lastID int64
+	for range 3 {
+		for id, v := range deployAndKill(t, path, 1+rand.IntN(30)) {
+			acked[id] = v
+			lastID = max(lastID, id)
+		}
+	}
+
+	db := open(t, path)
+	defer db.Close()
+	var check string
+	if err := db.reader.QueryRow(`PRAGMA integrity_check`).Scan(&check); err != nil || check != "ok" {
+		t.Fatalf("integrity check: %q, %v", check, err)
+	}
+	for id, v := range acked {
+		var n int
+		if err := db.reader.QueryRow(`SELECT COUNT(*) FROM records WHERE id = $1`, id).Scan(&n); err != nil || n != 1 {
+			t.Errorf("record %d: %d rows, %v", id, n, err)
+		}
+		if _, err := db.Version(t.Context(), v); err != nil {
+			t.Errorf("record %d: %v", id, err)
+		}
+	}
+	// Production is at the last acknowledged deploy, or at one the child
+	// committed after it but was killed before reporting.
+	infos, err := db.Versions(t.Context(), "api")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(infos) < len(acked) || len(infos) > len(acked)+3 {
+		t.Fatalf("%d versions for %d acknowledged deploys", len(infos), len(acked))
+	}
+	env, err := db.Env(t.Context(), fiat.Production)
+	if err != nil || env.Services["api"] != infos[0].ID {
+		t.Fatalf("Env = %+v, %v; want api at the newest version %s", env, err, infos[0].ID)
+	}
+	if last := acked[lastID]; infos[0].ID != last && infos[1].ID != last {
+		t.Errorf("newest versions are %s and %s, want the last acknowledged, %s, to be one of them", infos[0].ID, infos[1].ID, last)
+	}
+}
+
+// deployAndKill runs a child that deploys to path, kills it once it has
+// reported n deploys, and returns every deploy it reported.
+func deployAndKill(t *testing.T, path string, n int) map[int64]fiat.Hash {
+	cmd := exec.Command(os.Args[0], "-test.run=^TestCrash$")
+	cmd.Env = append(os.Environ(), crashEnv+"="+path)
+	var stderr strings.Builder
+	cmd.Stderr = &stderr
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	acked := map[int64]fiat.Hash{}
+	r := bufio.NewReader(stdout)
+	for {
+		// Only a whole line is an acknowledgement.
+		line, err := r.ReadString('\n')
+		if errors.Is(err, io.EOF) {
+			break
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		var id int64
+		var v fiat.Hash
+		if _, err := fmt.Sscanf(line, "%d %s\n", &id, &v); err != nil {
+			t.Fatalf("child said %q: %v", line, err)
+		}
+		acked[id] = v
+		if len(acked) == n {
+			cmd.Process.Kill() // SIGKILL
+		}
+	}
+	var exit *exec.ExitError
+	if err := cmd.Wait(); len(acked) < n || !errors.As(err, &exit) || exit.Exited() {
+		t.Fatalf("child ended with %v after %d deploys, want it killed after %d\n%s", err, len(acked), n, stderr.String())
+	}
+	return acked
+}
+
+// deployUntilKilled is the child: it reports each deploy on stdout once
+// Apply has returned.
+func deployUntilKilled(t *testing.T, path string) {
+	db := open(t, path)
+	for i := 0; ; i++ {
+		rec := deploy(t, db, fiat.Production, version("api", fmt.Sprintf("%d-%d", os.Getpid(), i)))
+		fmt.Printf("%d %s\n", rec.ID, rec.After.Services["api"])
+	}
+}
