@@ -37,6 +37,8 @@ type Deployer struct {
 	// mu serializes changes, so validation sees the state the change
 	// applies to.
 	mu sync.Mutex
+	// caching tracks programs being written to the cache after a deploy.
+	caching sync.WaitGroup
 }
 
 // Config is what a Deployer needs.
@@ -174,7 +176,10 @@ func (d *Deployer) deploy(ctx context.Context, env string, bundle project.Bundle
 		if err := d.router.SetEnvs([]fiat.Env{rec.After}); err != nil {
 			return Result{}, err
 		}
-		d.cachePrograms(fresh, ready)
+		// Off the deploy's path: creating files waits on the filesystem
+		// journal that the store's fsync just filled, and a lost cache
+		// write costs only a compile.
+		d.caching.Go(func() { d.cachePrograms(fresh, ready) })
 	}
 	res := Result{Env: env}
 	for _, v := range versions {
@@ -229,6 +234,11 @@ func (d *Deployer) cachePrograms(fresh []*fiat.Version, ready map[fiat.Hash]*sta
 			d.logger.Warn("could not cache compiled program", "service", v.Service, "version", v.ID, "err", err)
 		}
 	}
+}
+
+// Close waits for background work to finish.
+func (d *Deployer) Close() {
+	d.caching.Wait()
 }
 
 // Rollback points service in env back at the version it had before (to is

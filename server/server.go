@@ -150,6 +150,7 @@ func (s *Server) Wait() error {
 // version they started on (until ctx ends), and closes the store.
 func (s *Server) Shutdown(ctx context.Context) error {
 	err := errors.Join(s.public.Shutdown(ctx), s.admin.Shutdown(ctx))
+	s.Deployer.Close()
 	return errors.Join(err, s.closeStore())
 }
 
