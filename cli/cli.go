@@ -51,7 +51,7 @@ func (c *cli) root() *cobra.Command {
 	}
 	root.PersistentFlags().StringVar(&c.server, "server", envOr("FIAT_SERVER", "http://"+server.Defaults.Admin), "admin API of the fiat server (env FIAT_SERVER)")
 	root.PersistentFlags().BoolVar(&c.json, "json", false, "print one JSON value instead of text")
-	root.AddCommand(c.serveCmd(), c.initCmd(), c.deployCmd(), c.versionsCmd(), c.rollbackCmd(), c.envCmd(), c.promoteCmd())
+	root.AddCommand(c.serveCmd(), c.initCmd(), c.deployCmd(), c.versionsCmd(), c.rollbackCmd(), c.envCmd(), c.promoteCmd(), c.benchCmd())
 	return root
 }
 

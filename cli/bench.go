@@ -1,0 +1,71 @@
+package cli
+
+import (
+	"fmt"
+	"io"
+	"os"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/fiatdev/fiat/bench"
+)
+
+func (c *cli) benchCmd() *cobra.Command {
+	opts := bench.Options{Deploys: 1000, CLIDeploys: 100, Duration: 5 * time.Second, Concurrency: 16}
+	cmd := &cobra.Command{
+		Use:   "bench",
+		Short: "Measure deploy time, request throughput and latency, and idle memory on this machine",
+		Long: "bench starts a fresh fiat server in a scratch directory and measures what fiat promises: " +
+			"server-side deploy time of a changed ~50-line script, `fiat deploy` end to end, a script handler " +
+			"through the router next to a plain Go net/http handler under the same load, and the memory of an idle version.",
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			fiatBinary, err := os.Executable()
+			if err != nil {
+				return err
+			}
+			scratch, err := os.MkdirTemp(opts.Dir, "fiat-bench-")
+			if err != nil {
+				return err
+			}
+			defer os.RemoveAll(scratch)
+			run := opts
+			run.Dir, run.Fiat, run.Progress = scratch, fiatBinary, c.stderr
+			rep, err := bench.Run(cmd.Context(), run)
+			if err != nil {
+				return err
+			}
+			c.print(rep, func(w io.Writer) { printReport(w, rep) })
+			return nil
+		},
+	}
+	f := cmd.Flags()
+	f.IntVar(&opts.Deploys, "deploys", opts.Deploys, "server-side deploys to time")
+	f.IntVar(&opts.CLIDeploys, "cli-deploys", opts.CLIDeploys, "`fiat deploy` runs to time")
+	f.DurationVar(&opts.Duration, "duration", opts.Duration, "length of each request load")
+	f.IntVar(&opts.Concurrency, "concurrency", opts.Concurrency, "concurrent clients of each request load")
+	f.StringVar(&opts.Dir, "dir", "", "where to make the scratch directory (default: the system's temp dir)")
+	return cmd
+}
+
+func printReport(w io.Writer, r bench.Report) {
+	fmt.Fprintf(w, "cores: %d\n\n", r.Cores)
+	fmt.Fprintf(w, "| measure | n | p50 | p99 | max |\n|---|---|---|---|---|\n")
+	for _, d := range []struct {
+		name string
+		d    bench.Distribution
+	}{{"deploy, server side (ms)", r.Deploy}, {"`fiat deploy`, end to end (ms)", r.CLIDeploy}} {
+		fmt.Fprintf(w, "| %s | %d | %.2f | %.2f | %.2f |\n", d.name, d.d.N, d.d.P50, d.d.P99, d.d.Max)
+	}
+	fmt.Fprintf(w, "\n| handler | requests/s | p50 ms | p99 ms |\n|---|---|---|---|\n")
+	for _, l := range []struct {
+		name string
+		l    bench.Load
+	}{{"plain Go net/http", r.PlainHandler}, {"script through fiat's router", r.ScriptRoute}} {
+		fmt.Fprintf(w, "| %s | %.0f | %.3f | %.3f |\n", l.name, l.l.RequestsPerS, l.l.Latency.P50, l.l.Latency.P99)
+	}
+	fmt.Fprintf(w, "\nscript/plain: %.2fx the requests per second, %.2fx the p99 latency\n",
+		r.ScriptRoute.RequestsPerS/r.PlainHandler.RequestsPerS, r.ScriptRoute.Latency.P99/r.PlainHandler.Latency.P99)
+	fmt.Fprintf(w, "idle version: %.1f KB each (%d versions started, then idle)\n", float64(r.IdleVersionBytes)/1024, r.IdleVersions)
+}
