@@ -116,19 +116,3 @@ def shout(s):
 		t.Errorf("lib/util.star ran %d times, want once:\n%s", n, log)
 	}
 }
-
-// Globals are frozen once the version has started, so that requests running
-// in parallel cannot race on them.
-func TestGlobalsFrozen(t *testing.T) {
-	a, _ := start(t, map[string]string{"main.star": `
-SEEN = []
-def remember(req):
-    SEEN.append(req.path)
-    return "ok"
-http.route("GET", "/", remember)
-`})
-	want := "main.star:4: append: cannot append to frozen list\n"
-	if got := do(a, "GET", "/", ""); got.status != 500 || got.body != want {
-		t.Errorf("got %d %q, want 500 %q", got.status, got.body, want)
-	}
-}

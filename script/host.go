@@ -3,6 +3,7 @@ package script
 import (
 	"context"
 	"fmt"
+	"maps"
 	"math"
 	"strings"
 	"sync/atomic"
@@ -28,21 +29,12 @@ var predeclared = starlark.StringDict{
 
 // testPredeclared adds what test files see: assertions and the service's
 // own routes.
-var testPredeclared = withMembers(predeclared, starlark.StringDict{
-	"assert": assertModule,
-	"app":    appModule,
-})
-
-func withMembers(base, extra starlark.StringDict) starlark.StringDict {
-	d := make(starlark.StringDict, len(base)+len(extra))
-	for k, v := range base {
-		d[k] = v
-	}
-	for k, v := range extra {
-		d[k] = v
-	}
+var testPredeclared = func() starlark.StringDict {
+	d := maps.Clone(predeclared)
+	d["assert"] = assertModule
+	d["app"] = appModule
 	return d
-}
+}()
 
 func isTestFile(path string) bool { return strings.HasSuffix(path, "_test.star") }
 

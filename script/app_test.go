@@ -141,3 +141,33 @@ http.route("GET", "/fail", lambda req: fail("no"))
 	}
 	wg.Wait()
 }
+
+// Globals, and the state of handlers that are not globals, are frozen once
+// the version has started, so that requests running in parallel cannot race
+// on them.
+func TestGlobalsFrozen(t *testing.T) {
+	a, _ := start(t, map[string]string{"main.star": `
+SEEN = []
+def remember(req):
+    SEEN.append(req.path)
+    return "ok"
+
+def counter():
+    count = {"n": 0}
+    def handle(req):
+        count["n"] += 1
+        return str(count["n"])
+    return handle
+
+http.route("GET", "/", remember)
+http.route("GET", "/count", counter())
+`})
+	for _, tc := range []struct{ path, want string }{
+		{"/", "main.star:4: append: cannot append to frozen list\n"},
+		{"/count", "main.star:10: cannot insert into frozen hash table\n"},
+	} {
+		if got := do(a, "GET", tc.path, ""); got.status != 500 || got.body != tc.want {
+			t.Errorf("%s: got %d %q, want 500 %q", tc.path, got.status, got.body, tc.want)
+		}
+	}
+}
