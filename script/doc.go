@@ -37,6 +37,8 @@
 // answers HEAD. The path may hold {name} wildcards, each matching one path
 // segment, and end with a {name...} wildcard matching the rest of the path.
 // A path ending in "/" matches only itself: "/" is the root, not every path.
+// A request for "/files" where only "/files/{path...}" is declared is
+// redirected to "/files/".
 // When several routes match a request, the most specific one wins:
 // "/users/me" over "/users/{id}". A request no route matches gets 404; one
 // whose path matches but whose method does not gets 405, with an Allow

@@ -42,6 +42,7 @@ func TestRouting(t *testing.T) {
 		{"GET", "/any", 200, "any {}", ""},
 		{"GET", "/files/a/b/c.txt", 200, `files {"rest":"a/b/c.txt"}`, ""},
 		{"GET", "/files/", 200, `files {"rest":""}`, ""},
+		{"GET", "/files", 307, "<a href=\"/files/\">Temporary Redirect</a>.\n\n", ""},
 		{"GET", "/docs/", 200, "docs {}", ""},
 		{"GET", "/docs/page", 404, "404 page not found\n", ""},
 		{"GET", "/a/1/b/2", 200, `ab {"x":"1","y":"2"}`, ""},
