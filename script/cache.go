@@ -70,9 +70,8 @@ func (c *Cache) Put(p *Program) error {
 	}
 	if err != nil {
 		os.Remove(tmp.Name())
-		return fmt.Errorf("script cache: %w", err)
 	}
-	return nil
+	return err
 }
 
 // Get loads the program of version id.
