@@ -127,7 +127,9 @@ func Start(ctx context.Context, cfg Config) (s *Server, err error) {
 		return nil, err
 	}
 	s.Deployer = deployer
-	s.public = &http.Server{Handler: router, MaxHeaderBytes: cfg.MaxHeader, ReadHeaderTimeout: 10 * time.Second, ErrorLog: slog.NewLogLogger(cfg.Logger.Handler(), slog.LevelWarn)}
+	// ReadTimeout bounds slow request bodies too: a script's time limit
+	// cannot interrupt a handler blocked reading one.
+	s.public = &http.Server{Handler: router, MaxHeaderBytes: cfg.MaxHeader, ReadHeaderTimeout: 10 * time.Second, ReadTimeout: time.Minute, IdleTimeout: 2 * time.Minute, ErrorLog: slog.NewLogLogger(cfg.Logger.Handler(), slog.LevelWarn)}
 	s.admin = &http.Server{Handler: api.NewServer(api.ServerConfig{
 		Deployer:  deployer,
 		Store:     db,
