@@ -13,6 +13,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/fiatdev/fiat"
+	"github.com/fiatdev/fiat/api"
 	"github.com/fiatdev/fiat/deploy"
 	"github.com/fiatdev/fiat/project"
 	"github.com/fiatdev/fiat/server"
@@ -114,20 +115,27 @@ func (c *cli) deployCmd() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			client, err := c.client()
-			if err != nil {
-				return err
-			}
-			res, err := client.Deploy(cmd.Context(), env, bundle)
-			if err != nil {
-				return err
-			}
-			c.print(res, func(w io.Writer) { printResult(w, res) })
-			return nil
+			return c.change(func(client *api.Client) (deploy.Result, error) {
+				return client.Deploy(cmd.Context(), env, bundle)
+			})
 		},
 	}
 	cmd.Flags().StringVar(&env, "env", fiat.Production, "env to deploy to (created if new)")
 	return cmd
+}
+
+// change runs a command that changes an env and prints its result.
+func (c *cli) change(call func(*api.Client) (deploy.Result, error)) error {
+	client, err := c.client()
+	if err != nil {
+		return err
+	}
+	res, err := call(client)
+	if err != nil {
+		return err
+	}
+	c.print(res, func(w io.Writer) { printResult(w, res) })
+	return nil
 }
 
 func printResult(w io.Writer, res deploy.Result) {
@@ -185,16 +193,9 @@ func (c *cli) rollbackCmd() *cobra.Command {
 		Short: "Point a service back at its previous version (again and again, like undo), or at --to HASH",
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			client, err := c.client()
-			if err != nil {
-				return err
-			}
-			res, err := client.Rollback(cmd.Context(), env, args[0], to)
-			if err != nil {
-				return err
-			}
-			c.print(res, func(w io.Writer) { printResult(w, res) })
-			return nil
+			return c.change(func(client *api.Client) (deploy.Result, error) {
+				return client.Rollback(cmd.Context(), env, args[0], to)
+			})
 		},
 	}
 	cmd.Flags().StringVar(&env, "env", fiat.Production, "env to roll back in")
@@ -210,16 +211,9 @@ func (c *cli) envCmd() *cobra.Command {
 		Short: "Create env NEW with the same versions as --from",
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			client, err := c.client()
-			if err != nil {
-				return err
-			}
-			res, err := client.Fork(cmd.Context(), args[0], from)
-			if err != nil {
-				return err
-			}
-			c.print(res, func(w io.Writer) { printResult(w, res) })
-			return nil
+			return c.change(func(client *api.Client) (deploy.Result, error) {
+				return client.Fork(cmd.Context(), args[0], from)
+			})
 		},
 	}
 	fork.Flags().StringVar(&from, "from", fiat.Production, "env to copy")
@@ -284,16 +278,9 @@ func (c *cli) promoteCmd() *cobra.Command {
 		Short: "Switch every service of --to to the versions --from has, in one step",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			client, err := c.client()
-			if err != nil {
-				return err
-			}
-			res, err := client.Promote(cmd.Context(), from, to)
-			if err != nil {
-				return err
-			}
-			c.print(res, func(w io.Writer) { printResult(w, res) })
-			return nil
+			return c.change(func(client *api.Client) (deploy.Result, error) {
+				return client.Promote(cmd.Context(), from, to)
+			})
 		},
 	}
 	cmd.Flags().StringVar(&from, "from", "", "env whose versions to take")
