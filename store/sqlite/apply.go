@@ -31,6 +31,10 @@ func (db *DB) Apply(ctx context.Context, c store.Change) (store.Record, error) {
 	if err := tx.Commit(); err != nil {
 		return store.Record{}, err
 	}
+	select {
+	case db.committed <- struct{}{}:
+	default: // checkpointWhenIdle has a wake-up pending already
+	}
 	return rec, nil
 }
 

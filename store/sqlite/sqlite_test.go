@@ -68,6 +68,58 @@ func TestDurable(t *testing.T) {
 	}
 }
 
+// TestKeepsWAL checks that closing leaves the WAL file at its size, empty,
+// so that commits after a restart overwrite it in place instead of growing
+// a new file.
+func TestKeepsWAL(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "fiat.db")
+	db := open(t, path)
+	for i := range 20 {
+		deploy(t, db, fiat.Production, version("api", fmt.Sprint(i)))
+	}
+	if err := db.Close(); err != nil {
+		t.Fatal(err)
+	}
+	wal, err := os.Stat(path + "-wal")
+	if err != nil {
+		t.Fatalf("WAL file after Close: %v", err)
+	}
+	if wal.Size() == 0 {
+		t.Errorf("WAL file is empty after Close; want it kept at its size")
+	}
+	db = open(t, path)
+	defer db.Close()
+	if got, err := db.Versions(t.Context(), "api"); err != nil || len(got) != 20 {
+		t.Fatalf("after reopening: %d versions, %v; want 20", len(got), err)
+	}
+}
+
+// TestCheckpointsWhenIdle checks that commits reach the database file soon
+// after deploys stop, without a commit paying for it.
+func TestCheckpointsWhenIdle(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "fiat.db")
+	db := open(t, path)
+	defer db.Close()
+	before, err := os.Stat(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	big := strings.Repeat("x", 1<<20)
+	deploy(t, db, fiat.Production, version("api", big))
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(10 * time.Millisecond) {
+		after, err := os.Stat(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if after.Size() >= before.Size()+int64(len(big)) {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("database file is %d bytes 10s after a 1 MB deploy, was %d: not checkpointed", after.Size(), before.Size())
+		}
+	}
+}
+
 // TestReopen checks that everything survives Close and Open, in a
 // directory Open has to create, whose name needs escaping in a URI.
 func TestReopen(t *testing.T) {
