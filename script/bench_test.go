@@ -5,6 +5,7 @@ import (
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
+	"path/filepath"
 	"runtime"
 	"testing"
 )
@@ -183,7 +184,11 @@ func BenchmarkIdleVersionMemory(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	c := &Cache{Dir: b.TempDir()}
+	c, err := OpenCache(filepath.Join(b.TempDir(), "programs.pack"))
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer c.Close()
 	if err := c.Put(p); err != nil {
 		b.Fatal(err)
 	}

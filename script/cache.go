@@ -8,102 +8,193 @@ import (
 	"hash/crc32"
 	"io/fs"
 	"maps"
+	"math"
 	"os"
 	"path/filepath"
 	"slices"
+	"sync"
 	"time"
 
 	"github.com/fiatdev/fiat"
 	"go.starlark.net/starlark"
 )
 
-// Cache keeps compiled programs on disk, one file per version named by its
-// hash, so that a version costs nothing while idle and a restarted server
-// serves at once, without compiling.
+// Cache keeps compiled programs on disk, so that a version costs nothing
+// while idle and a restarted server serves at once, without compiling.
 //
-// Get fails with an error wrapping fs.ErrNotExist when the file is missing,
-// corrupt or written by another version of fiat or Starlark: compile the
-// version again and Put it.
+// Every program is appended to one pack file as a record: its version's
+// hash, the length of its encoding, then the encoding. One pack rather than
+// a file per version because the store fsyncs on every deploy, and creating
+// a file right after an fsync costs far more kernel time than appending to
+// a file that is already open. Nothing is fsynced or rewritten: a crash
+// loses at most the records at the tail, which only costs a compile later.
+//
+// Get fails with an error wrapping fs.ErrNotExist when the pack holds no
+// usable record of the version (none, corrupt, or written by another
+// version of fiat or Starlark): compile the version again and Put it.
 type Cache struct {
-	Dir string
+	path string
+	file *os.File
+
+	// appending serializes Puts; it guards end, where the next record goes.
+	appending sync.Mutex
+	end       int64
+
+	// mu guards index, where the newest record of each version is. A
+	// record is indexed once written, so a Get never reads a part of one.
+	mu    sync.RWMutex
+	index map[fiat.Hash]span
 }
 
-// cacheFormat starts every cache file. Change it whenever what a file holds
-// changes, so that older files read as misses.
+// span is where a record starts in the pack and how long its encoding is.
+type span struct {
+	offset int64
+	length uint32
+}
+
+// headerLen is the length of a record's header: the version's hash and the
+// length of the encoding that follows.
+var headerLen = int64(fiat.HashLen + 4)
+
+// cacheFormat starts every record's encoding. Change it whenever what an
+// encoding holds changes, so that older records read as misses.
 const cacheFormat = "fiat script cache 1\n"
 
 var castagnoli = crc32.MakeTable(crc32.Castagnoli)
 
-func (c *Cache) file(id fiat.Hash) (string, error) {
-	if len(id) != fiat.HashLen || !fiat.IsHashPrefix(string(id)) {
-		return "", fmt.Errorf("script cache: %q is not a version hash", id)
+// OpenCache opens the pack at path, creating it if need be, and indexes its
+// records. Reading only their headers keeps a restart fast however many
+// versions there are.
+func OpenCache(path string) (*Cache, error) {
+	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+		return nil, err
 	}
-	return filepath.Join(c.Dir, string(id)+".starc"), nil
+	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o644)
+	if err != nil {
+		return nil, err
+	}
+	c := &Cache{path: path, file: f, index: map[fiat.Hash]span{}}
+	if err := c.scan(); err != nil {
+		f.Close()
+		return nil, err
+	}
+	return c, nil
 }
 
-// Put stores p, replacing any file of the same version atomically: a
-// reader sees the old file or the new one, never a part.
-func (c *Cache) Put(p *Program) error {
-	name, err := c.file(p.id)
+// scan indexes the records up to the first that is torn (by a crash while
+// appending it) and truncates the pack there, so that records appended
+// from now on are reached by the next scan.
+func (c *Cache) scan() error {
+	info, err := c.file.Stat()
 	if err != nil {
+		return err
+	}
+	size := info.Size()
+	header := make([]byte, headerLen)
+	for c.end+headerLen <= size {
+		if _, err := c.file.ReadAt(header, c.end); err != nil {
+			return err
+		}
+		id := fiat.Hash(header[:fiat.HashLen])
+		length := binary.LittleEndian.Uint32(header[fiat.HashLen:])
+		end := c.end + headerLen + int64(length)
+		if checkHash(id) != nil || end > size {
+			break
+		}
+		c.index[id] = span{c.end, length}
+		c.end = end
+	}
+	if c.end < size {
+		return c.file.Truncate(c.end)
+	}
+	return nil
+}
+
+func checkHash(id fiat.Hash) error {
+	if len(id) != fiat.HashLen || !fiat.IsHashPrefix(string(id)) {
+		return fmt.Errorf("script cache: %q is not a version hash", id)
+	}
+	return nil
+}
+
+// Put appends p to the pack, even if its version has a record already:
+// that record may be unusable, and Put is how a miss is repaired.
+func (c *Cache) Put(p *Program) error {
+	if err := checkHash(p.id); err != nil {
 		return err
 	}
 	data, err := p.encode()
 	if err != nil {
 		return err
 	}
-	if err := os.MkdirAll(c.Dir, 0o755); err != nil {
+	if uint64(len(data)) > math.MaxUint32 {
+		return fmt.Errorf("script cache: the program of version %s is too large for a record", p.id)
+	}
+	record := make([]byte, 0, headerLen+int64(len(data)))
+	record = append(record, p.id...)
+	record = binary.LittleEndian.AppendUint32(record, uint32(len(data)))
+	record = append(record, data...)
+	c.appending.Lock()
+	defer c.appending.Unlock()
+	// A failed write leaves end where it was: the next record overwrites
+	// whatever part of this one was written.
+	if _, err := c.file.WriteAt(record, c.end); err != nil {
 		return err
 	}
-	tmp, err := os.CreateTemp(c.Dir, ".tmp-*")
-	if err != nil {
-		return err
-	}
-	// No fsync: after a crash, a torn file fails its checksum and is a
-	// miss, which only costs a compile.
-	_, err = tmp.Write(data)
-	if closeErr := tmp.Close(); err == nil {
-		err = closeErr
-	}
-	if err == nil {
-		err = os.Rename(tmp.Name(), name)
-	}
-	if err != nil {
-		os.Remove(tmp.Name())
-	}
-	return err
+	c.mu.Lock()
+	c.index[p.id] = span{c.end, uint32(len(data))}
+	c.mu.Unlock()
+	c.end += int64(len(record))
+	return nil
 }
 
-// Get loads the program of version id.
+// Get loads the program of version id from its newest record.
 func (c *Cache) Get(id fiat.Hash) (*Program, error) {
-	name, err := c.file(id)
-	if err != nil {
+	if err := checkHash(id); err != nil {
 		return nil, err
 	}
-	data, err := os.ReadFile(name)
-	if err != nil {
+	c.mu.RLock()
+	s, ok := c.index[id]
+	c.mu.RUnlock()
+	if !ok {
+		return nil, fmt.Errorf("script cache: %s holds no record of version %s: %w", c.path, id, fs.ErrNotExist)
+	}
+	data := make([]byte, s.length)
+	if _, err := c.file.ReadAt(data, s.offset+headerLen); err != nil {
 		return nil, err
 	}
 	p, err := decodeProgram(data)
 	if err != nil {
-		return nil, &unusableError{name, err.Error()}
+		return nil, &unusableError{c.path, s.offset, err.Error()}
 	}
 	if p.id != id {
-		return nil, &unusableError{name, "it holds version " + string(p.id)}
+		return nil, &unusableError{c.path, s.offset, "it holds version " + string(p.id)}
 	}
 	return p, nil
 }
 
-// unusableError is a cache file that exists but cannot be used. It is a
-// miss like a missing file: the caller compiles again.
-type unusableError struct{ file, why string }
+// Close closes the pack; Put and Get fail after it.
+func (c *Cache) Close() error {
+	return c.file.Close()
+}
 
-func (e *unusableError) Error() string        { return "script cache: " + e.file + " is unusable: " + e.why }
+// unusableError is a record that exists but cannot be used. It is a miss
+// like a missing record: the caller compiles again.
+type unusableError struct {
+	file   string
+	offset int64
+	why    string
+}
+
+func (e *unusableError) Error() string {
+	return fmt.Sprintf("script cache: the record at offset %d of %s is unusable: %s", e.offset, e.file, e.why)
+}
+
 func (e *unusableError) Is(target error) bool { return target == fs.ErrNotExist }
 
-// A cache file is cacheFormat, the program's id, service and config, its
-// modules (path and Starlark's own encoding of the compiled module), and
-// a CRC-32C of all of that.
+// A record's encoding is cacheFormat, the program's id, service and config,
+// its modules (path and Starlark's own encoding of the compiled module),
+// and a CRC-32C of all of that.
 func (p *Program) encode() ([]byte, error) {
 	b := []byte(cacheFormat)
 	b = appendString(b, string(p.id))

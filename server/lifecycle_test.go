@@ -38,7 +38,7 @@ func TestRestartKeepsEveryVersionAndEnv(t *testing.T) {
 	for _, dropCache := range []bool{false, true} {
 		if dropCache {
 			// Compiled programs are a cache: without them versions compile again from the store.
-			os.RemoveAll(filepath.Join(data, "programs"))
+			os.Remove(filepath.Join(data, "programs.pack"))
 		}
 		n = start(t, data)
 		after, err := n.admin.Envs(t.Context())

@@ -73,6 +73,7 @@ type Server struct {
 	Token     string
 
 	closeStore func() error
+	closeCache func() error
 	public     *http.Server
 	admin      *http.Server
 	serveErr   chan error
@@ -101,6 +102,16 @@ func Start(ctx context.Context, cfg Config) (s *Server, err error) {
 			db.Close()
 		}
 	}()
+	programs, err := script.OpenCache(filepath.Join(cfg.Data, "programs.pack"))
+	if err != nil {
+		return nil, err
+	}
+	s.closeCache = programs.Close
+	defer func() {
+		if err != nil {
+			programs.Close()
+		}
+	}()
 	publicLn, err := net.Listen("tcp", cfg.Listen)
 	if err != nil {
 		return nil, fmt.Errorf("cannot listen on --listen %s: %w", cfg.Listen, err)
@@ -115,7 +126,7 @@ func Start(ctx context.Context, cfg Config) (s *Server, err error) {
 	m := metrics.New()
 	deployer, router, err := deploy.New(ctx, deploy.Config{
 		Store:     db,
-		Programs:  &script.Cache{Dir: filepath.Join(cfg.Data, "programs")},
+		Programs:  programs,
 		Metrics:   m,
 		Logger:    cfg.Logger,
 		Addresses: s.Addresses,
@@ -149,11 +160,13 @@ func (s *Server) Wait() error {
 }
 
 // Shutdown stops accepting requests, lets those in flight finish on the
-// version they started on (until ctx ends), and closes the store.
+// version they started on (until ctx ends), and closes the store and the
+// cache of compiled programs.
 func (s *Server) Shutdown(ctx context.Context) error {
 	err := errors.Join(s.public.Shutdown(ctx), s.admin.Shutdown(ctx))
+	// The deployer is done with the cache once its pending Puts are.
 	s.Deployer.Close()
-	return errors.Join(err, s.closeStore())
+	return errors.Join(err, s.closeCache(), s.closeStore())
 }
 
 // urlPort is the port as public URLs show it: none for HTTP's default.
