@@ -140,45 +140,59 @@ func (d *Deployer) deploy(ctx context.Context, env string, bundle project.Bundle
 	current, _ := d.router.Env(env)
 	set := map[string]fiat.Hash{}
 	var fresh []*fiat.Version
-	ready := map[fiat.Hash]*started{}
-	var problems fiat.Problems
 	for _, v := range versions {
 		if current.Services[v.Service] == v.ID {
 			continue
 		}
 		set[v.Service] = v.ID
-		if d.router.Knows(v.ID) {
-			continue // validated when it was first deployed
+		if !d.router.Knows(v.ID) { // a known one was validated when first deployed
+			fresh = append(fresh, v)
 		}
-		s, err := validate(ctx, v, d.logger)
-		if err != nil {
-			problems = append(problems, asProblems(bundle, v, err)...)
-			continue
-		}
-		fresh = append(fresh, v)
-		ready[v.ID] = s
-	}
-	if problems != nil {
-		return Result{}, problems
 	}
 	if len(set) > 0 {
 		now := time.Now().UTC()
 		for _, v := range fresh {
 			v.Created = now
 		}
-		rec, err := d.store.Apply(ctx, store.Change{Env: env, Kind: "deploy", Versions: fresh, Set: set})
-		if err != nil {
+		// The store writes the change while the new versions are
+		// validated, and commits only if they all pass: on two cores the
+		// store's work hides behind the compile and the tests.
+		ready := map[fiat.Hash]*started{}
+		var problems fiat.Problems
+		validated := make(chan struct{})
+		go func() {
+			defer close(validated)
+			for _, v := range fresh {
+				s, err := validate(ctx, v, d.logger)
+				if err != nil {
+					problems = append(problems, asProblems(bundle, v, err)...)
+					continue
+				}
+				ready[v.ID] = s
+			}
+		}()
+		pending, err := d.store.Begin(ctx, store.Change{Env: env, Kind: "deploy", Versions: fresh, Set: set})
+		<-validated
+		if err == nil {
+			defer pending.Abort()
+		}
+		switch {
+		case problems != nil:
+			return Result{}, problems
+		case err != nil:
+			return Result{}, err
+		}
+		if err := pending.Commit(); err != nil {
 			return Result{}, err
 		}
 		for _, v := range fresh {
 			d.router.AddVersion(v.ID, v.Service, ready[v.ID].app)
 		}
-		if err := d.router.SetEnvs([]fiat.Env{rec.After}); err != nil {
+		if err := d.router.SetEnvs([]fiat.Env{pending.Record().After}); err != nil {
 			return Result{}, err
 		}
-		// Off the deploy's path: creating files waits on the filesystem
-		// journal that the store's fsync just filled, and a lost cache
-		// write costs only a compile.
+		// Off the deploy's path: encoding a program takes CPU the next
+		// deploy may want, and a lost cache write costs only a compile.
 		d.caching.Go(func() { d.cachePrograms(fresh, ready) })
 	}
 	res := Result{Env: env}
@@ -313,7 +327,7 @@ func (d *Deployer) switchEnv(ctx context.Context, env string, build func() (stor
 	if err != nil {
 		return Result{}, err
 	}
-	rec, err := d.store.Apply(ctx, c)
+	rec, err := store.Apply(ctx, d.store, c)
 	if err != nil {
 		return Result{}, err
 	}

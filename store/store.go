@@ -1,8 +1,8 @@
 // Package store defines where fiat keeps its state: versions, envs and the
 // history of every change to them. Implementations live in subpackages
 // (store/sqlite now, store/postgres when several nodes share state) and
-// must accept the same portable SQL semantics: every Apply is one
-// transaction, durable once it returns.
+// must accept the same portable SQL semantics: every change is one
+// transaction, durable once its commit returns.
 package store
 
 import (
@@ -23,9 +23,13 @@ var (
 
 // Store is fiat's durable state.
 type Store interface {
-	// Apply commits one change in a single transaction and returns what it
-	// did. Once it returns nil the change survives a crash or power loss.
-	Apply(ctx context.Context, c Change) (Record, error)
+	// Begin writes one change in a transaction that it leaves open: nothing
+	// is visible to reads or durable until the Pending commits, and an
+	// abort leaves the store as it was. A deploy validates its versions
+	// while the store writes them, and commits only if they pass. Changes
+	// are serialized: a Begin waits until the Pending before it is done,
+	// so end every Pending, and never Begin twice in one goroutine.
+	Begin(ctx context.Context, c Change) (Pending, error)
 	// State is everything the router needs to serve: every env's mapping
 	// and every version's metadata, without files.
 	State(ctx context.Context) (State, error)
@@ -38,6 +42,30 @@ type Store interface {
 	// Env returns one env's mapping.
 	Env(ctx context.Context, name string) (fiat.Env, error)
 	Close() error
+}
+
+// Pending is a change written but not yet committed.
+type Pending interface {
+	// Record is what the change does once committed.
+	Record() Record
+	// Commit makes the change visible and durable: once it returns nil
+	// the change survives a crash or power loss.
+	Commit() error
+	// Abort discards the change. After Commit it does nothing.
+	Abort()
+}
+
+// Apply writes c and commits it at once.
+func Apply(ctx context.Context, s Store, c Change) (Record, error) {
+	p, err := s.Begin(ctx, c)
+	if err != nil {
+		return Record{}, err
+	}
+	defer p.Abort()
+	if err := p.Commit(); err != nil {
+		return Record{}, err
+	}
+	return p.Record(), nil
 }
 
 // Change is one transaction against the store. Exactly one of its
@@ -65,7 +93,7 @@ type Change struct {
 	Delete bool
 }
 
-// Record is what one Apply did.
+// Record is what one change did.
 type Record struct {
 	ID   int64     `json:"id"`
 	Env  string    `json:"env"`

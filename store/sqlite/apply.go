@@ -14,29 +14,44 @@ import (
 	"github.com/fiatdev/fiat/store"
 )
 
-// Apply commits c in one transaction, durable when it returns nil.
-func (db *DB) Apply(ctx context.Context, c store.Change) (store.Record, error) {
+// Begin writes c in a transaction on the writer's one connection, which
+// it holds until the Pending ends.
+func (db *DB) Begin(ctx context.Context, c store.Change) (store.Pending, error) {
 	if err := check(c); err != nil {
-		return store.Record{}, err
+		return nil, err
 	}
 	tx, err := db.writer.BeginTx(ctx, nil)
 	if err != nil {
-		return store.Record{}, err
+		return nil, err
 	}
-	defer tx.Rollback()
 	rec, err := apply(ctx, writeTx{tx, db.prepared}, c, time.Now().UTC())
 	if err != nil {
-		return store.Record{}, err
+		tx.Rollback()
+		return nil, err
 	}
-	if err := tx.Commit(); err != nil {
-		return store.Record{}, err
+	return &pending{db: db, tx: tx, rec: rec}, nil
+}
+
+type pending struct {
+	db  *DB
+	tx  *sql.Tx
+	rec store.Record
+}
+
+func (p *pending) Record() store.Record { return p.rec }
+
+func (p *pending) Commit() error {
+	if err := p.tx.Commit(); err != nil {
+		return err
 	}
 	select {
-	case db.committed <- struct{}{}:
+	case p.db.committed <- struct{}{}:
 	default: // checkpointWhenIdle has a wake-up pending already
 	}
-	return rec, nil
+	return nil
 }
+
+func (p *pending) Abort() { p.tx.Rollback() }
 
 // check refuses a change that is malformed whatever the store holds.
 func check(c store.Change) error {

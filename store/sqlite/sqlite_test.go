@@ -47,7 +47,7 @@ func version(service, content string) *fiat.Version {
 
 func deploy(t testing.TB, db *DB, env string, v *fiat.Version) store.Record {
 	t.Helper()
-	rec, err := db.Apply(t.Context(), store.Change{Env: env, Kind: "deploy", Versions: []*fiat.Version{v}, Set: map[string]fiat.Hash{v.Service: v.ID}})
+	rec, err := store.Apply(t.Context(), db, store.Change{Env: env, Kind: "deploy", Versions: []*fiat.Version{v}, Set: map[string]fiat.Hash{v.Service: v.ID}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -129,7 +129,7 @@ func TestReopen(t *testing.T) {
 	for _, v := range []*fiat.Version{v1, v2, v3} {
 		deploy(t, db, fiat.Production, v)
 	}
-	if _, err := db.Apply(t.Context(), store.Change{Env: "staging", Kind: "fork", CopyFrom: fiat.Production, Create: true}); err != nil {
+	if _, err := store.Apply(t.Context(), db, store.Change{Env: "staging", Kind: "fork", CopyFrom: fiat.Production, Create: true}); err != nil {
 		t.Fatal(err)
 	}
 	before, err := db.State(t.Context())
@@ -154,7 +154,7 @@ func TestReopen(t *testing.T) {
 		t.Fatalf("Version after reopening = %+v, %v", got, err)
 	}
 	// The undo stack survives too.
-	rec, err := db.Apply(t.Context(), store.Change{Env: fiat.Production, Kind: "rollback", Undo: []string{"api"}})
+	rec, err := store.Apply(t.Context(), db, store.Change{Env: fiat.Production, Kind: "rollback", Undo: []string{"api"}})
 	if err != nil || rec.After.Services["api"] != v2.ID {
 		t.Fatalf("undo after reopening = %+v, %v; want api at %s", rec, err, v2.ID)
 	}

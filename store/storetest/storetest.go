@@ -48,6 +48,7 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 		{"Delete", testDelete},
 		{"SetUnknownVersion", testSetUnknownVersion},
 		{"FailedApplyChangesNothing", testFailedApplyChangesNothing},
+		{"Pending", testPending},
 		{"Concurrent", testConcurrent},
 	}
 	for _, tt := range tests {
@@ -90,7 +91,7 @@ func withID(v *fiat.Version, prefix string, fill byte) *fiat.Version {
 
 func apply(t *testing.T, s store.Store, c store.Change) store.Record {
 	t.Helper()
-	rec, err := s.Apply(t.Context(), c)
+	rec, err := store.Apply(t.Context(), s, c)
 	if err != nil {
 		t.Fatalf("Apply(%+v): %v", c, err)
 	}
@@ -117,7 +118,7 @@ func undo(t *testing.T, s store.Store, env string, services ...string) store.Rec
 func refused(t *testing.T, s store.Store, c store.Change, want error) {
 	t.Helper()
 	before := state(t, s)
-	_, err := s.Apply(t.Context(), c)
+	_, err := store.Apply(t.Context(), s, c)
 	switch {
 	case err == nil:
 		t.Fatalf("Apply(%+v) succeeded, want an error", c)
@@ -590,6 +591,45 @@ func testFailedApplyChangesNothing(t *testing.T, s store.Store) {
 	wantEnv(t, s, production, map[string]fiat.Hash{"api": api2.ID, "web": web1.ID})
 }
 
+// testPending checks a change between Begin and its end: invisible to
+// reads, gone without a trace when aborted, visible once committed.
+func testPending(t *testing.T, s store.Store) {
+	api1, api2 := newVersion("api", "1", nil), newVersion("api", "2", nil)
+	deploy(t, s, production, api1)
+	before := state(t, s)
+	change := store.Change{Env: production, Kind: "deploy", Versions: []*fiat.Version{api2}, Set: map[string]fiat.Hash{"api": api2.ID}}
+
+	p, err := s.Begin(t.Context(), change)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := p.Record().After.Services["api"]; got != api2.ID {
+		t.Errorf("pending Record().After has api at %q, want %q", got, api2.ID)
+	}
+	if now := state(t, s); !reflect.DeepEqual(now, before) {
+		t.Errorf("a pending change is visible to reads:\nbefore: %+v\nnow:    %+v", before, now)
+	}
+	p.Abort()
+	if now := state(t, s); !reflect.DeepEqual(now, before) {
+		t.Errorf("an aborted change changed the state:\nbefore: %+v\nafter:  %+v", before, now)
+	}
+	if _, err := s.Version(t.Context(), api2.ID); !errors.Is(err, store.ErrNotFound) {
+		t.Errorf("an aborted change stored its version: Version = %v", err)
+	}
+
+	// Aborting let go of the store: the same change begins again.
+	p, err = s.Begin(t.Context(), change)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := p.Commit(); err != nil {
+		t.Fatal(err)
+	}
+	p.Abort() // does nothing after Commit
+	wantEnv(t, s, production, map[string]fiat.Hash{"api": api2.ID})
+	wantVersion(t, s, api2)
+}
+
 // testConcurrent deploys from several goroutines while others read, and
 // checks every read sees one consistent state.
 func testConcurrent(t *testing.T, s store.Store) {
@@ -604,7 +644,7 @@ func testConcurrent(t *testing.T, s store.Store) {
 			for i := range deploys {
 				v := newVersion(service, fmt.Sprint(i), nil)
 				for _, env := range []string{production, env} {
-					rec, err := s.Apply(t.Context(), store.Change{Env: env, Kind: "deploy", Versions: []*fiat.Version{v}, Set: map[string]fiat.Hash{service: v.ID}})
+					rec, err := store.Apply(t.Context(), s, store.Change{Env: env, Kind: "deploy", Versions: []*fiat.Version{v}, Set: map[string]fiat.Hash{service: v.ID}})
 					if err != nil {
 						t.Errorf("Apply: %v", err)
 						return
