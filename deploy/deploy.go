@@ -39,6 +39,9 @@ type Deployer struct {
 	mu sync.Mutex
 	// caching tracks programs being written to the cache after a deploy.
 	caching sync.WaitGroup
+	// latest is the program of each service's last validated version:
+	// the next version compiles only the modules it changes.
+	latest map[string]*script.Program
 }
 
 // Config is what a Deployer needs.
@@ -61,6 +64,7 @@ func New(ctx context.Context, cfg Config) (*Deployer, *router.Router, error) {
 		metrics:   cfg.Metrics,
 		logger:    cfg.Logger,
 		addresses: cfg.Addresses,
+		latest:    map[string]*script.Program{},
 	}
 	d.router = router.New(router.Config{Addresses: cfg.Addresses, Load: d.load, Metrics: cfg.Metrics, MaxBody: cfg.MaxBody})
 	state, err := cfg.Store.State(ctx)
@@ -163,12 +167,13 @@ func (d *Deployer) deploy(ctx context.Context, env string, bundle project.Bundle
 		go func() {
 			defer close(validated)
 			for _, v := range fresh {
-				s, err := validate(ctx, v, d.logger)
+				s, err := validate(ctx, v, d.latest[v.Service], d.logger)
 				if err != nil {
 					problems = append(problems, asProblems(bundle, v, err)...)
 					continue
 				}
 				ready[v.ID] = s
+				d.latest[v.Service] = s.program
 			}
 		}()
 		pending, err := d.store.Begin(ctx, store.Change{Env: env, Kind: "deploy", Versions: fresh, Set: set})
@@ -210,9 +215,10 @@ type started struct {
 	app     *script.App
 }
 
-// validate compiles v, runs its top level and its tests.
-func validate(ctx context.Context, v *fiat.Version, logger *slog.Logger) (*started, error) {
-	prog, err := script.Compile(v)
+// validate compiles v, taking the modules it does not change from
+// previous, and runs its top level and its tests.
+func validate(ctx context.Context, v *fiat.Version, previous *script.Program, logger *slog.Logger) (*started, error) {
+	prog, err := script.CompileFrom(v, previous)
 	if err != nil {
 		return nil, err
 	}

@@ -2,6 +2,7 @@ package script
 
 import (
 	"cmp"
+	"crypto/sha256"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -37,6 +38,10 @@ type Program struct {
 	// modules holds every .star file of the version, by path relative to
 	// the service's dir.
 	modules map[string]*starlark.Program
+	// sources holds the SHA-256 of each module's source, so that the next
+	// version can take the modules it does not change. A program read
+	// from the cache has none.
+	sources map[string][sha256.Size]byte
 }
 
 // ID is the hash of the version the program was compiled from.
@@ -59,11 +64,25 @@ func (p *Program) testFiles() []string {
 // the service's dir ("main.star:3:7: undefined: foo"): all of them, not just
 // the first.
 func Compile(v *fiat.Version) (*Program, error) {
-	p := &Program{id: v.ID, service: v.Service, config: v.Config, modules: map[string]*starlark.Program{}}
+	return CompileFrom(v, nil)
+}
+
+// CompileFrom is Compile, but takes each module whose source is unchanged
+// from previous, a program of an earlier version, instead of compiling it
+// again: compiled modules are immutable, so versions can share them.
+// previous may be nil.
+func CompileFrom(v *fiat.Version, previous *Program) (*Program, error) {
+	p := &Program{id: v.ID, service: v.Service, config: v.Config, modules: map[string]*starlark.Program{}, sources: map[string][sha256.Size]byte{}}
 	var problems fiat.Problems
 	failed := map[string]bool{}
 	for _, f := range v.Files {
 		if path.Ext(f.Path) != ".star" {
+			continue
+		}
+		source := sha256.Sum256(f.Data)
+		p.sources[f.Path] = source
+		if prog := previous.unchanged(f.Path, source); prog != nil {
+			p.modules[f.Path] = prog
 			continue
 		}
 		_, prog, err := starlark.SourceProgramOptions(fileOptions, f.Path, f.Data, predeclaredFor(f.Path).Has)
@@ -85,6 +104,17 @@ func Compile(v *fiat.Version) (*Program, error) {
 		return nil, problems
 	}
 	return p, nil
+}
+
+// unchanged returns p's module at path if its source had the given hash.
+func (p *Program) unchanged(path string, source [sha256.Size]byte) *starlark.Program {
+	if p == nil {
+		return nil
+	}
+	if have, ok := p.sources[path]; !ok || have != source {
+		return nil
+	}
+	return p.modules[path]
 }
 
 // modulePath is the path of the module that load(name) means: relative to

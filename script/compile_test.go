@@ -116,3 +116,52 @@ def shout(s):
 		t.Errorf("lib/util.star ran %d times, want once:\n%s", n, log)
 	}
 }
+
+// TestCompileFrom checks that a version compiled from an earlier one
+// shares the modules it does not change and compiles the rest, and that
+// both versions keep answering with their own code.
+func TestCompileFrom(t *testing.T) {
+	lib := "def greet(name):\n    return 'hello ' + name\n"
+	oldFiles := map[string]string{
+		"main.star": `load("lib.star", "greet")` + "\n" + `http.route("GET", "/{name}", lambda req: greet(req.params["name"]))` + "\n",
+		"lib.star":  lib,
+	}
+	old, err := Compile(version(oldFiles))
+	if err != nil {
+		t.Fatal(err)
+	}
+	newFiles := map[string]string{
+		"main.star":      `load("lib.star", "greet")` + "\n" + `http.route("GET", "/{name}", lambda req: greet(req.params["name"]) + "!")` + "\n",
+		"lib.star":       lib,
+		"other/lib.star": lib, // same source, other path: its positions differ
+		"main_test.star": "def test_x():\n    assert.eq(app.get('/ann').body, 'hello ann!')\n",
+	}
+	p, err := CompileFrom(version(newFiles), old)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if p.modules["lib.star"] != old.modules["lib.star"] {
+		t.Errorf("unchanged lib.star was compiled again")
+	}
+	if p.modules["main.star"] == old.modules["main.star"] {
+		t.Errorf("changed main.star was taken from the earlier version")
+	}
+	if p.modules["other/lib.star"] == old.modules["lib.star"] {
+		t.Errorf("other/lib.star was taken from lib.star: its errors would name the wrong file")
+	}
+	for prog, want := range map[*Program]string{old: "hello ann", p: "hello ann!"} {
+		a, err := prog.Start(discardLog)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := do(a, "GET", "/ann", ""); got.status != 200 || got.body != want {
+			t.Errorf("version %s answers %d %q, want 200 %q", prog.ID(), got.status, got.body, want)
+		}
+	}
+
+	// A module that no longer compiles is reported, not taken from before.
+	broken := map[string]string{"main.star": oldFiles["main.star"], "lib.star": lib + "x = nope\n"}
+	if _, err := CompileFrom(version(broken), old); err == nil || !strings.Contains(err.Error(), "lib.star:3:5: undefined: nope") {
+		t.Errorf("CompileFrom with a broken lib.star: %v, want lib.star:3:5: undefined: nope", err)
+	}
+}
