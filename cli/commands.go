@@ -22,13 +22,17 @@ import (
 
 func (c *cli) serveCmd() *cobra.Command {
 	cfg := server.Defaults
-	var deployDir string
+	var deployDir, logLevel string
 	cmd := &cobra.Command{
 		Use:   "serve",
 		Short: "Run the fiat platform: the public router and the admin API",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			cfg.Logger = slog.New(slog.NewTextHandler(c.stderr, nil))
+			var level slog.Level
+			if err := level.UnmarshalText([]byte(logLevel)); err != nil {
+				return fmt.Errorf("--log-level %q: give debug, info, warn or error", logLevel)
+			}
+			cfg.Logger = slog.New(slog.NewTextHandler(c.stderr, &slog.HandlerOptions{Level: level}))
 			ctx := cmd.Context()
 			s, err := server.Start(ctx, cfg)
 			if err != nil {
@@ -70,6 +74,7 @@ func (c *cli) serveCmd() *cobra.Command {
 	f.Int64Var(&cfg.MaxBody, "max-body", cfg.MaxBody, "largest request body a service may read, in bytes")
 	f.IntVar(&cfg.MaxHeader, "max-header", cfg.MaxHeader, "largest request header, in bytes")
 	f.StringVar(&deployDir, "deploy", "", "deploy the project in this directory to production once started")
+	f.StringVar(&logLevel, "log-level", "info", "least level logged: debug (adds what tests log at each deploy), info, warn or error")
 	return cmd
 }
 

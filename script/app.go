@@ -2,6 +2,7 @@ package script
 
 import (
 	"cmp"
+	"context"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -167,6 +168,7 @@ func (rt *route) ServeHTTP(rw http.ResponseWriter, r *http.Request) {
 		}
 	}()
 	w.req = request{http: r, route: rt}
+	w.h.test = testOf(r.Context())
 	w.h.begin()
 	result, err := starlark.Call(&w.h.thread, rt.handler, w.args, nil)
 	reusable := w.h.end()
@@ -201,6 +203,16 @@ func (w *worker) failure(err error) (status int, msg string) {
 
 // fail answers a request that failed, and logs why.
 func (a *App) fail(rw http.ResponseWriter, r *http.Request, status int, msg string, attrs ...any) {
-	a.logger.Error(msg, append([]any{"method", r.Method, "path", r.URL.Path, "status", status}, attrs...)...)
+	a.log(testOf(r.Context()), slog.LevelError, msg, append([]any{"method", r.Method, "path", r.URL.Path, "status", status}, attrs...)...)
 	http.Error(rw, msg, status)
+}
+
+// log writes to the service's log. What tests log, deploy after deploy,
+// is not the service's traffic: it goes at debug level, naming the test.
+func (a *App) log(test string, level slog.Level, msg string, attrs ...any) {
+	if test != "" {
+		level = slog.LevelDebug
+		attrs = append(attrs, "test", test)
+	}
+	a.logger.Log(context.Background(), level, msg, attrs...)
 }

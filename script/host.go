@@ -3,6 +3,7 @@ package script
 import (
 	"context"
 	"fmt"
+	"log/slog"
 	"maps"
 	"math"
 	"strings"
@@ -65,6 +66,17 @@ type host struct {
 	routes *routeTable
 	// ctx bounds the requests a test makes with app.get and friends.
 	ctx context.Context
+	// test names the test this host runs, or that made the request it
+	// runs; "" for the service's own traffic.
+	test string
+}
+
+// testKey marks the requests a test makes, by the test's name.
+type testKey struct{}
+
+func testOf(ctx context.Context) string {
+	name, _ := ctx.Value(testKey{}).(string)
+	return name
 }
 
 const hostKey = "fiat.host"
@@ -138,7 +150,7 @@ func (h *host) limitExceeded() string {
 func (h *host) now() (time.Time, error) { return time.Now(), nil }
 
 // log writes one line to the service's log.
-func (h *host) log(msg string) { h.app.logger.Info(msg) }
+func (h *host) log(msg string) { h.app.log(h.test, slog.LevelInfo, msg) }
 
 func logBuiltin(thread *starlark.Thread, b *starlark.Builtin, args starlark.Tuple, kwargs []starlark.Tuple) (starlark.Value, error) {
 	if len(kwargs) > 0 {

@@ -1,6 +1,7 @@
 package script
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"net/http"
@@ -23,7 +24,7 @@ func (a *App) Test(ctx context.Context) error {
 	var problems fiat.Problems
 	for _, path := range a.prog.testFiles() {
 		var globals starlark.StringDict
-		if p := a.runTest(ctx, l, "", func(thread *starlark.Thread) (err error) {
+		if p := a.runTest(ctx, l, path, "", func(thread *starlark.Thread) (err error) {
 			globals, err = l.load(thread, path)
 			return err
 		}); p != nil {
@@ -31,7 +32,7 @@ func (a *App) Test(ctx context.Context) error {
 			continue
 		}
 		for _, test := range testsIn(globals, path) {
-			if p := a.runTest(ctx, l, test.Name(), func(thread *starlark.Thread) error {
+			if p := a.runTest(ctx, l, path, test.Name(), func(thread *starlark.Thread) error {
 				_, err := starlark.Call(thread, test, nil, nil)
 				return err
 			}); p != nil {
@@ -48,11 +49,12 @@ func (a *App) Test(ctx context.Context) error {
 	return nil
 }
 
-// runTest runs the top level of a test file (test "") or a test on a
-// thread of its own, stopped early if ctx ends.
-func (a *App) runTest(ctx context.Context, l *loader, test string, run func(*starlark.Thread) error) *fiat.Problem {
+// runTest runs the top level of the test file at path (test "") or a test
+// on a thread of its own, stopped early if ctx ends.
+func (a *App) runTest(ctx context.Context, l *loader, path, test string, run func(*starlark.Thread) error) *fiat.Problem {
 	h := newHost(a)
-	h.ctx = ctx
+	h.test = cmp.Or(test, path)
+	h.ctx = context.WithValue(ctx, testKey{}, h.test)
 	h.thread.Load = l.load
 	stop := context.AfterFunc(ctx, func() { h.stop(canceled) })
 	defer stop()

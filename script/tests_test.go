@@ -3,6 +3,9 @@ package script
 import (
 	"context"
 	"errors"
+	"log/slog"
+	"regexp"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -153,5 +156,55 @@ func TestTestsCanceled(t *testing.T) {
 	defer cancel()
 	if err := a.Test(ctx); !errors.Is(err, context.DeadlineExceeded) {
 		t.Errorf("Test: got %v, want %v", err, context.DeadlineExceeded)
+	}
+}
+
+// TestTestLogsAreNotTraffic checks that what a version logs while its tests
+// run, on every deploy, goes at debug level and names the test, so that it
+// is not mistaken for the service's traffic.
+func TestTestLogsAreNotTraffic(t *testing.T) {
+	p, err := Compile(version(map[string]string{
+		"main.star": `
+def hello(req):
+    log("hello", req.params["name"])
+    return "hi"
+
+http.route("GET", "/hello/{name}", hello)
+http.route("GET", "/broken", lambda req: 1 // 0)
+`,
+		"main_test.star": `
+log("test file loaded")
+
+def test_hello():
+    log("calling hello")
+    assert.eq(app.get("/hello/tester").body, "hi")
+    assert.eq(app.get("/broken").status, 500)
+`,
+	}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	log := &logBuffer{}
+	a, err := p.Start(Options{Logger: slog.New(slog.NewTextHandler(log, &slog.HandlerOptions{Level: slog.LevelDebug}))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := a.Test(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	do(a, "GET", "/hello/user", "")
+	do(a, "GET", "/broken", "")
+	lines := strings.Split(strings.TrimSpace(log.String()), "\n")
+	for _, want := range []string{
+		`level=DEBUG msg="test file loaded" service=hello version=\S+ test=main_test.star$`,
+		`level=DEBUG msg="calling hello" service=hello version=\S+ test=test_hello$`,
+		`level=DEBUG msg="hello tester" service=hello version=\S+ test=test_hello$`,
+		`level=DEBUG msg="main.star:7: floored division by zero" .* test=test_hello$`,
+		`level=INFO msg="hello user" service=hello version=\S+$`,
+		`level=ERROR msg="main.star:7: floored division by zero" .* status=500$`,
+	} {
+		if !slices.ContainsFunc(lines, regexp.MustCompile(want).MatchString) {
+			t.Errorf("no log line matches %s; log:\n%s", want, log)
+		}
 	}
 }
