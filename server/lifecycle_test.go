@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/fiatdev/fiat"
+	"github.com/fiatdev/fiat/server"
 	"github.com/fiatdev/fiat/store"
 )
 
@@ -53,6 +54,23 @@ func TestRestartKeepsEveryVersionAndEnv(t *testing.T) {
 		}
 		n.stop()
 	}
+}
+
+// TestOneServerPerDataDir checks that a second fiat serve on a data dir in
+// use is refused, saying why, and starts once the first has stopped.
+func TestOneServerPerDataDir(t *testing.T) {
+	data := t.TempDir()
+	first := start(t, data)
+	cfg := server.Defaults
+	cfg.Listen, cfg.Admin, cfg.Data, cfg.Logger = "127.0.0.1:0", "127.0.0.1:0", data, quietLogger()
+	if second, err := server.Start(t.Context(), cfg); err == nil {
+		second.Shutdown(t.Context())
+		t.Fatal("a second server started on a data dir in use")
+	} else if !strings.Contains(err.Error(), "in use by another fiat serve") {
+		t.Errorf("second server: %v, want it to say the data dir is in use", err)
+	}
+	first.stop()
+	start(t, data)
 }
 
 func TestRollbackPromoteAndEnvs(t *testing.T) {

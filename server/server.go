@@ -15,6 +15,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"time"
 
@@ -72,23 +73,33 @@ type Server struct {
 	NewToken  bool
 	Token     string
 
-	closeStore func() error
-	closeCache func() error
-	public     *http.Server
-	admin      *http.Server
-	serveErr   chan error
+	// closers close what Start opened, last opened first.
+	closers  []func() error
+	public   *http.Server
+	admin    *http.Server
+	serveErr chan error
 }
 
 // Start opens the data dir (creating it on first start), binds both ports
 // and serves until Shutdown.
-func Start(ctx context.Context, cfg Config) (s *Server, err error) {
+func Start(ctx context.Context, cfg Config) (_ *Server, err error) {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
 	}
 	if err := os.MkdirAll(cfg.Data, 0o700); err != nil {
 		return nil, fmt.Errorf("cannot create data dir: %w", err)
 	}
-	s = &Server{TokenPath: filepath.Join(cfg.Data, TokenFile), serveErr: make(chan error, 2)}
+	s := &Server{TokenPath: filepath.Join(cfg.Data, TokenFile), serveErr: make(chan error, 2)}
+	defer func() {
+		if err != nil {
+			s.close()
+		}
+	}()
+	unlock, err := lockDataDir(cfg.Data)
+	if err != nil {
+		return nil, err
+	}
+	s.closers = append(s.closers, unlock)
 	if s.Token, s.NewToken, err = adminToken(s.TokenPath); err != nil {
 		return nil, err
 	}
@@ -96,22 +107,12 @@ func Start(ctx context.Context, cfg Config) (s *Server, err error) {
 	if err != nil {
 		return nil, err
 	}
-	s.closeStore = db.Close
-	defer func() {
-		if err != nil {
-			db.Close()
-		}
-	}()
+	s.closers = append(s.closers, db.Close)
 	programs, err := script.OpenCache(filepath.Join(cfg.Data, "programs.pack"))
 	if err != nil {
 		return nil, err
 	}
-	s.closeCache = programs.Close
-	defer func() {
-		if err != nil {
-			programs.Close()
-		}
-	}()
+	s.closers = append(s.closers, programs.Close)
 	publicLn, err := net.Listen("tcp", cfg.Listen)
 	if err != nil {
 		return nil, fmt.Errorf("cannot listen on --listen %s: %w", cfg.Listen, err)
@@ -160,13 +161,21 @@ func (s *Server) Wait() error {
 }
 
 // Shutdown stops accepting requests, lets those in flight finish on the
-// version they started on (until ctx ends), and closes the store and the
-// cache of compiled programs.
+// version they started on (until ctx ends), and closes the cache of
+// compiled programs, the store and the data dir.
 func (s *Server) Shutdown(ctx context.Context) error {
 	err := errors.Join(s.public.Shutdown(ctx), s.admin.Shutdown(ctx))
 	// The deployer is done with the cache once its pending Puts are.
 	s.Deployer.Close()
-	return errors.Join(err, s.closeCache(), s.closeStore())
+	return errors.Join(err, s.close())
+}
+
+func (s *Server) close() error {
+	var errs []error
+	for _, close := range slices.Backward(s.closers) {
+		errs = append(errs, close())
+	}
+	return errors.Join(errs...)
 }
 
 // urlPort is the port as public URLs show it: none for HTTP's default.
