@@ -55,6 +55,11 @@ type Report struct {
 	// server (compiled program, globals, router entry, metrics).
 	IdleVersionBytes int64 `json:"idle_version_bytes"`
 	IdleVersions     int   `json:"idle_versions"`
+	// RestartMS is how long a server holding IdleVersions versions takes
+	// to start serving; Wake is each version's first request after it,
+	// which loads the version's compiled program.
+	RestartMS float64      `json:"restart_ms"`
+	Wake      Distribution `json:"wake_ms"`
 }
 
 // Distribution summarises repeated timings.
@@ -106,10 +111,12 @@ func Run(ctx context.Context, opts Options) (Report, error) {
 	}
 	fmt.Fprintf(opts.Progress, "restarting and waking every idle version...\n")
 	srv.Shutdown(ctx)
+	began := time.Now()
 	if srv, err = server.Start(ctx, cfg); err != nil {
 		return rep, err
 	}
-	rep.IdleVersions, rep.IdleVersionBytes, err = idleVersionMemory(ctx, srv)
+	rep.RestartMS = millis(time.Since(began))
+	rep.IdleVersions, rep.IdleVersionBytes, rep.Wake, err = idleVersionMemory(ctx, srv)
 	return rep, err
 }
 

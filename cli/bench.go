@@ -55,7 +55,11 @@ func printReport(w io.Writer, r bench.Report) {
 	for _, d := range []struct {
 		name string
 		d    bench.Distribution
-	}{{"deploy, server side (ms)", r.Deploy}, {"`fiat deploy`, end to end (ms)", r.CLIDeploy}} {
+	}{
+		{"deploy, server side (ms)", r.Deploy},
+		{"`fiat deploy`, end to end (ms)", r.CLIDeploy},
+		{"first request to an idle version after a restart (ms)", r.Wake},
+	} {
 		fmt.Fprintf(w, "| %s | %d | %.2f | %.2f | %.2f |\n", d.name, d.d.N, d.d.P50, d.d.P99, d.d.Max)
 	}
 	fmt.Fprintf(w, "\n| handler | requests/s | p50 ms | p99 ms |\n|---|---|---|---|\n")
@@ -68,4 +72,5 @@ func printReport(w io.Writer, r bench.Report) {
 	fmt.Fprintf(w, "\nscript/plain: %.2fx the requests per second, %.2fx the p99 latency\n",
 		r.ScriptRoute.RequestsPerS/r.PlainHandler.RequestsPerS, r.ScriptRoute.Latency.P99/r.PlainHandler.Latency.P99)
 	fmt.Fprintf(w, "idle version: %.1f KB each (%d versions started, then idle)\n", float64(r.IdleVersionBytes)/1024, r.IdleVersions)
+	fmt.Fprintf(w, "restart with %d versions: serving after %.1f ms\n", r.IdleVersions, r.RestartMS)
 }
