@@ -13,14 +13,7 @@ func TestInitWritesAProjectThatDeploys(t *testing.T) {
 	if err := Init(dir); err != nil {
 		t.Fatal(err)
 	}
-	b, err := Load(dir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	versions, err := Versions(b)
-	if err != nil {
-		t.Fatal(err)
-	}
+	b, versions := load(t, dir)
 	if len(versions) != 1 || versions[0].Service != "shop" {
 		t.Fatalf("got %d versions, want one of service shop", len(versions))
 	}

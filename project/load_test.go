@@ -101,8 +101,8 @@ func TestLoadReportsFiatTomlProblems(t *testing.T) {
 	}
 }
 
-// idsOf loads the project in dir and returns its version ids by service.
-func idsOf(t *testing.T, dir string) map[string]fiat.Hash {
+// load loads the project in dir and its versions.
+func load(t *testing.T, dir string) (Bundle, []*fiat.Version) {
 	t.Helper()
 	b, err := Load(dir)
 	if err != nil {
@@ -112,6 +112,13 @@ func idsOf(t *testing.T, dir string) map[string]fiat.Hash {
 	if err != nil {
 		t.Fatal(err)
 	}
+	return b, versions
+}
+
+// idsOf loads the project in dir and returns its version ids by service.
+func idsOf(t *testing.T, dir string) map[string]fiat.Hash {
+	t.Helper()
+	_, versions := load(t, dir)
 	ids := map[string]fiat.Hash{}
 	for _, v := range versions {
 		ids[v.Service] = v.ID
