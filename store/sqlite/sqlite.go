@@ -22,6 +22,7 @@ import (
 	"path/filepath"
 	"runtime"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/fiatdev/fiat/store"
@@ -45,8 +46,12 @@ type DB struct {
 	checkpointer *sql.DB
 	// committed wakes checkpointWhenIdle after each commit.
 	committed chan struct{}
-	// checkpointerDone is closed when checkpointWhenIdle returns.
+	// closing stops checkpointWhenIdle, which closes checkpointerDone
+	// when it returns.
+	closing          chan struct{}
 	checkpointerDone chan struct{}
+	closeOnce        sync.Once
+	closeErr         error
 }
 
 var _ store.Store = (*DB)(nil)
@@ -124,6 +129,7 @@ func Open(path string) (*DB, error) {
 		reader:           reader,
 		checkpointer:     checkpointer,
 		committed:        make(chan struct{}, 1),
+		closing:          make(chan struct{}),
 		checkpointerDone: make(chan struct{}),
 	}
 	go db.checkpointWhenIdle()
@@ -177,10 +183,9 @@ func (db *DB) checkpointWhenIdle() {
 	idle.Stop()
 	for {
 		select {
-		case _, open := <-db.committed:
-			if !open {
-				return
-			}
+		case <-db.closing:
+			return
+		case <-db.committed:
 			idle.Reset(idleCheckpoint)
 		case <-idle.C:
 			// A failed checkpoint is retried after the next commit, and
@@ -190,12 +195,15 @@ func (db *DB) checkpointWhenIdle() {
 	}
 }
 
-// Close closes the store. Closing the file's last connection checkpoints
-// the WAL into the database.
+// Close closes the store; closing it again does nothing. Closing the
+// file's last connection checkpoints the WAL into the database.
 func (db *DB) Close() error {
-	close(db.committed)
-	<-db.checkpointerDone
-	return errors.Join(db.reader.Close(), db.checkpointer.Close(), db.writer.Close())
+	db.closeOnce.Do(func() {
+		close(db.closing)
+		<-db.checkpointerDone
+		db.closeErr = errors.Join(db.reader.Close(), db.checkpointer.Close(), db.writer.Close())
+	})
+	return db.closeErr
 }
 
 // migrations[i] takes the schema from version i to i+1. Append to it; never
