@@ -158,42 +158,14 @@ func (d *Deployer) deploy(ctx context.Context, env string, bundle project.Bundle
 		for _, v := range fresh {
 			v.Created = now
 		}
-		// The store writes the change while the new versions are
-		// validated, and commits only if they all pass: on two cores the
-		// store's work hides behind the compile and the tests.
-		ready := map[fiat.Hash]*started{}
-		var problems fiat.Problems
-		validated := make(chan struct{})
-		go func() {
-			defer close(validated)
-			for _, v := range fresh {
-				s, err := validate(ctx, v, d.latest[v.Service], d.logger)
-				if err != nil {
-					problems = append(problems, asProblems(bundle, v, err)...)
-					continue
-				}
-				ready[v.ID] = s
-				d.latest[v.Service] = s.program
-			}
-		}()
-		pending, err := d.store.Begin(ctx, store.Change{Env: env, Kind: "deploy", Versions: fresh, Set: set})
-		<-validated
-		if err == nil {
-			defer pending.Abort()
-		}
-		switch {
-		case problems != nil:
-			return Result{}, problems
-		case err != nil:
-			return Result{}, err
-		}
-		if err := pending.Commit(); err != nil {
+		rec, ready, err := d.validateAndStore(ctx, bundle, store.Change{Env: env, Kind: "deploy", Versions: fresh, Set: set})
+		if err != nil {
 			return Result{}, err
 		}
 		for _, v := range fresh {
 			d.router.AddVersion(v.ID, v.Service, ready[v.ID].app)
 		}
-		if err := d.router.SetEnvs([]fiat.Env{pending.Record().After}); err != nil {
+		if err := d.router.SetEnvs([]fiat.Env{rec.After}); err != nil {
 			return Result{}, err
 		}
 		// Off the deploy's path: encoding a program takes CPU the next
@@ -207,6 +179,43 @@ func (d *Deployer) deploy(ctx context.Context, env string, bundle project.Bundle
 	}
 	res.DeployMS = millis(time.Since(began))
 	return res, nil
+}
+
+// validateAndStore validates the new versions of c while the store writes
+// c, and commits c only if they all pass: on two cores the store's work hides
+// behind the compile and the tests. A refused change returns fiat.Problems
+// and leaves the store as it was.
+func (d *Deployer) validateAndStore(ctx context.Context, bundle project.Bundle, c store.Change) (store.Record, map[fiat.Hash]*started, error) {
+	ready := map[fiat.Hash]*started{}
+	var problems fiat.Problems
+	validated := make(chan struct{})
+	go func() {
+		defer close(validated)
+		for _, v := range c.Versions {
+			s, err := validate(ctx, v, d.latest[v.Service], d.logger)
+			if err != nil {
+				problems = append(problems, asProblems(bundle, v, err)...)
+				continue
+			}
+			ready[v.ID] = s
+			d.latest[v.Service] = s.program
+		}
+	}()
+	pending, err := d.store.Begin(ctx, c)
+	<-validated
+	if err == nil {
+		defer pending.Abort()
+	}
+	switch {
+	case problems != nil:
+		return store.Record{}, nil, problems
+	case err != nil:
+		return store.Record{}, nil, err
+	}
+	if err := pending.Commit(); err != nil {
+		return store.Record{}, nil, err
+	}
+	return pending.Record(), ready, nil
 }
 
 // started is a new version that passed validation, ready to serve.
