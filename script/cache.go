@@ -123,17 +123,17 @@ func (c *Cache) Put(p *Program) error {
 	if err := checkHash(p.id); err != nil {
 		return err
 	}
-	data, err := p.encode()
+	// The record is built in one buffer, its header filled in last.
+	record, err := p.appendEncoding(make([]byte, headerLen, 4<<10))
 	if err != nil {
 		return err
 	}
-	if uint64(len(data)) > math.MaxUint32 {
+	length := int64(len(record)) - headerLen
+	if length > math.MaxUint32 {
 		return fmt.Errorf("script cache: the program of version %s is too large for a record", p.id)
 	}
-	record := make([]byte, 0, headerLen+int64(len(data)))
-	record = append(record, p.id...)
-	record = binary.LittleEndian.AppendUint32(record, uint32(len(data)))
-	record = append(record, data...)
+	copy(record, p.id)
+	binary.LittleEndian.PutUint32(record[fiat.HashLen:], uint32(length))
 	c.appending.Lock()
 	defer c.appending.Unlock()
 	// A failed write leaves end where it was: the next record overwrites
@@ -142,7 +142,7 @@ func (c *Cache) Put(p *Program) error {
 		return err
 	}
 	c.mu.Lock()
-	c.index[p.id] = span{c.end, uint32(len(data))}
+	c.index[p.id] = span{c.end, uint32(length)}
 	c.mu.Unlock()
 	c.end += int64(len(record))
 	return nil
@@ -192,11 +192,12 @@ func (e *unusableError) Error() string {
 
 func (e *unusableError) Is(target error) bool { return target == fs.ErrNotExist }
 
-// A record's encoding is cacheFormat, the program's id, service and config,
-// its modules (path and Starlark's own encoding of the compiled module),
-// and a CRC-32C of all of that.
-func (p *Program) encode() ([]byte, error) {
-	b := []byte(cacheFormat)
+// appendEncoding appends the program's encoding to b: cacheFormat, the
+// program's id, service and config, its modules (path and Starlark's own
+// encoding of the compiled module), and a CRC-32C of all of that.
+func (p *Program) appendEncoding(b []byte) ([]byte, error) {
+	start := len(b)
+	b = append(b, cacheFormat...)
 	b = appendString(b, string(p.id))
 	b = appendString(b, p.service)
 	b = appendString(b, string(p.config.Kind))
@@ -210,9 +211,9 @@ func (p *Program) encode() ([]byte, error) {
 			return nil, err
 		}
 		b = appendString(b, path)
-		b = appendString(b, code.String())
+		b = append(binary.AppendUvarint(b, uint64(code.Len())), code.Bytes()...)
 	}
-	return binary.LittleEndian.AppendUint32(b, crc32.Checksum(b, castagnoli)), nil
+	return binary.LittleEndian.AppendUint32(b, crc32.Checksum(b[start:], castagnoli)), nil
 }
 
 func appendString(b []byte, s string) []byte {
@@ -255,7 +256,7 @@ func decodeProgram(data []byte) (*Program, error) {
 	return p, d.err
 }
 
-// decoder reads what encode appended; its first error sticks.
+// decoder reads what appendEncoding appended; its first error sticks.
 type decoder struct {
 	data []byte
 	err  error

@@ -94,7 +94,7 @@ func TestCacheMisses(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	good, err := p.encode()
+	good, err := p.appendEncoding(nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -103,7 +103,7 @@ func TestCacheMisses(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	otherData, err := otherProgram.encode()
+	otherData, err := otherProgram.appendEncoding(nil)
 	if err != nil {
 		t.Fatal(err)
 	}
