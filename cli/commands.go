@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"maps"
 	"slices"
 	"strings"
 	"text/tabwriter"
@@ -38,23 +39,22 @@ func (c *cli) serveCmd() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			fmt.Fprintf(c.stdout, "fiat is serving http://SERVICE.%s:%s (router on %s), admin API on http://%s\n",
-				cfg.Domain, s.Addresses.Port, s.Public, s.Admin)
-			if s.NewToken {
-				fmt.Fprintf(c.stdout, "created the admin token in %s (the CLI reads it from there, or from FIAT_TOKEN)\n", s.TokenPath)
+			started := serving{
+				Addresses: "http://SERVICE." + cfg.Domain + ":" + s.Addresses.Port,
+				Router:    s.Public.String(),
+				Admin:     "http://" + s.Admin.String(),
+				TokenPath: s.TokenPath,
+				NewToken:  s.NewToken,
 			}
 			if deployDir != "" {
-				bundle, err := project.Load(deployDir)
-				if err == nil {
-					var res deploy.Result
-					res, err = s.Deployer.Deploy(ctx, fiat.Production, bundle)
-					printResult(c.stdout, res)
-				}
+				res, err := deployOnStart(ctx, s, deployDir)
 				if err != nil {
 					s.Shutdown(context.Background())
 					return fmt.Errorf("--deploy %s: %w", deployDir, err)
 				}
+				started.Deploy = &res
 			}
+			c.print(started, started.print)
 			select {
 			case <-ctx.Done():
 			case err := <-waitErr(s):
@@ -76,6 +76,36 @@ func (c *cli) serveCmd() *cobra.Command {
 	f.StringVar(&deployDir, "deploy", "", "deploy the project in this directory to production once started")
 	f.StringVar(&logLevel, "log-level", "info", "least level logged: debug (adds what tests log at each deploy), info, warn or error")
 	return cmd
+}
+
+// serving is what fiat serve says once it serves.
+type serving struct {
+	Addresses string `json:"addresses"`
+	Router    string `json:"router"`
+	Admin     string `json:"admin"`
+	TokenPath string `json:"token_path"`
+	// NewToken is true when this start created the admin token.
+	NewToken bool `json:"new_token"`
+	// Deploy is the outcome of --deploy.
+	Deploy *deploy.Result `json:"deploy,omitempty"`
+}
+
+func (s serving) print(w io.Writer) {
+	fmt.Fprintf(w, "fiat is serving %s (router on %s), admin API on %s\n", s.Addresses, s.Router, s.Admin)
+	if s.NewToken {
+		fmt.Fprintf(w, "created the admin token in %s (the CLI reads it from there, or from FIAT_TOKEN)\n", s.TokenPath)
+	}
+	if s.Deploy != nil {
+		printResult(w, *s.Deploy)
+	}
+}
+
+func deployOnStart(ctx context.Context, s *server.Server, dir string) (deploy.Result, error) {
+	bundle, err := project.Load(dir)
+	if err != nil {
+		return deploy.Result{}, err
+	}
+	return s.Deployer.Deploy(ctx, fiat.Production, bundle)
 }
 
 func waitErr(s *server.Server) <-chan error {
@@ -261,11 +291,7 @@ func printEnvs(w io.Writer, envs []fiat.Env) {
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
 	fmt.Fprintln(tw, "ENV\tSERVICE\tVERSION")
 	for _, env := range envs {
-		services := make([]string, 0, len(env.Services))
-		for s := range env.Services {
-			services = append(services, s)
-		}
-		slices.Sort(services)
+		services := slices.Sorted(maps.Keys(env.Services))
 		for _, s := range services {
 			fmt.Fprintf(tw, "%s\t%s\t%s\n", env.Name, s, env.Services[s].Short())
 		}

@@ -3,9 +3,11 @@ package server_test
 import (
 	"bufio"
 	"fmt"
+	"io"
 	"os"
 	"os/exec"
 	"regexp"
+	"strings"
 	"syscall"
 	"testing"
 	"time"
@@ -15,12 +17,30 @@ import (
 	"github.com/fiatdev/fiat/cli"
 )
 
-// TestMain lets the test binary act as `fiat serve` for the crash test.
+// TestMain lets the test binary act as the fiat command, run with the
+// arguments in FIAT_TEST_ARGS, so that tests can run `fiat serve` as a
+// process of its own.
 func TestMain(m *testing.M) {
-	if data := os.Getenv("FIAT_TEST_SERVE_DATA"); data != "" {
-		os.Exit(cli.Main([]string{"serve", "--listen", "127.0.0.1:0", "--admin", "127.0.0.1:0", "--data", data}, os.Stdout, os.Stderr))
+	if args := os.Getenv("FIAT_TEST_ARGS"); args != "" {
+		os.Exit(cli.Main(strings.Fields(args), os.Stdout, os.Stderr))
 	}
 	os.Exit(m.Run())
+}
+
+// fiatProcess starts the test binary as `fiat args...`.
+func fiatProcess(t *testing.T, args ...string) (*exec.Cmd, io.Reader) {
+	t.Helper()
+	cmd := exec.Command(os.Args[0], "-test.run=^$")
+	cmd.Env = append(os.Environ(), "FIAT_TEST_ARGS="+strings.Join(args, " "))
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
+	return cmd, stdout
 }
 
 // TestKill9KeepsAcknowledgedDeploys kills `fiat serve` with SIGKILL while
@@ -28,13 +48,7 @@ func TestMain(m *testing.M) {
 // is there, versions and env alike.
 func TestKill9KeepsAcknowledgedDeploys(t *testing.T) {
 	data := t.TempDir()
-	cmd := exec.Command(os.Args[0], "-test.run=^$")
-	cmd.Env = append(os.Environ(), "FIAT_TEST_SERVE_DATA="+data)
-	stdout, _ := cmd.StdoutPipe()
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	defer cmd.Process.Kill()
+	cmd, stdout := fiatProcess(t, "serve", "--listen", "127.0.0.1:0", "--admin", "127.0.0.1:0", "--data", data)
 	adminURL := regexp.MustCompile(`admin API on (http://\S+)`)
 	lines := bufio.NewScanner(stdout)
 	var admin string

@@ -110,6 +110,47 @@ func writeProject(t *testing.T, dir, service, body string) string {
 	return dir
 }
 
+// TestServeDeploysOnStart runs the README's first command, `fiat serve
+// --deploy examples/hello`, as a process of its own, with --json: it says
+// where it serves, where the token is and what it deployed, and the
+// example answers.
+func TestServeDeploysOnStart(t *testing.T) {
+	data := t.TempDir()
+	_, stdout := fiatProcess(t, "serve", "--listen", "127.0.0.1:0", "--admin", "127.0.0.1:0", "--data", data, "--deploy", "../examples/hello", "--json")
+	var started struct {
+		Router    string
+		Admin     string
+		TokenPath string `json:"token_path"`
+		NewToken  bool   `json:"new_token"`
+		Deploy    deploy.Result
+	}
+	if err := json.NewDecoder(stdout).Decode(&started); err != nil {
+		t.Fatalf("fiat serve --json did not print a JSON value: %v", err)
+	}
+	if !started.NewToken || started.TokenPath != filepath.Join(data, server.TokenFile) {
+		t.Errorf("token: %q, new %v; want a new one in %s", started.TokenPath, started.NewToken, data)
+	}
+	token, err := os.ReadFile(started.TokenPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	admin := &api.Client{Server: started.Admin, Token: strings.TrimSpace(string(token))}
+	if envs, err := admin.Envs(t.Context()); err != nil || len(envs) != 1 || envs[0].Services["hello"] != started.Deploy.Services[0].Version {
+		t.Fatalf("envs from the admin API it names: %v, %v; want production with the hello it deployed (%+v)", envs, err, started.Deploy)
+	}
+	req, _ := http.NewRequest("GET", "http://"+started.Router+"/hello/ada?lang=fr", nil)
+	req.Host = "hello.localhost"
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if !strings.Contains(string(body), "Bonjour, ada!") {
+		t.Errorf("the example answers %d %q", resp.StatusCode, body)
+	}
+}
+
 func TestDeployTheExample(t *testing.T) {
 	n := start(t, t.TempDir())
 	res := n.deployJSON("../examples/hello")

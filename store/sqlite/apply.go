@@ -177,7 +177,7 @@ func storeVersion(ctx context.Context, tx writeTx, v *fiat.Version, now time.Tim
 	return nil
 }
 
-// querier is what both writeTx and *sql.Tx offer, so Apply and the read
+// querier is what both writeTx and *sql.Tx offer, so Begin and the read
 // methods share reads.
 type querier interface {
 	QueryContext(ctx context.Context, query string, args ...any) (*sql.Rows, error)
@@ -257,9 +257,9 @@ func plan(ctx context.Context, tx writeTx, c store.Change, heads map[string]head
 		h, ok := heads[service]
 		switch {
 		case !ok:
-			return nil, fmt.Errorf("service %q in env %q: %w", service, c.Env, store.ErrNotFound)
+			return nil, fmt.Errorf("service %q is not in env %q (`fiat env list` shows what is): %w", service, c.Env, store.ErrNotFound)
 		case !h.backTo.Valid:
-			return nil, fmt.Errorf("service %q in env %q: %w", service, c.Env, store.ErrNoPrevious)
+			return nil, fmt.Errorf("service %q in env %q is at the first version it had there, with nothing before it to go back to: %w", service, c.Env, store.ErrNoPrevious)
 		}
 		if _, dup := steps[service]; dup {
 			return nil, fmt.Errorf("service %q in env %q is changed twice in one change", service, c.Env)
