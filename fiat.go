@@ -5,7 +5,9 @@
 package fiat
 
 import (
+	"cmp"
 	"fmt"
+	"strings"
 	"time"
 )
 
@@ -76,6 +78,11 @@ func (p Problem) String() string {
 		return fmt.Sprintf("%s:%d: %s", p.Path, p.Line, p.Message)
 	}
 	return fmt.Sprintf("%s:%d:%d: %s", p.Path, p.Line, p.Col, p.Message)
+}
+
+// Compare orders problems as a user reads them: by file, line and column.
+func (p Problem) Compare(q Problem) int {
+	return cmp.Or(strings.Compare(p.Path, q.Path), cmp.Compare(p.Line, q.Line), cmp.Compare(p.Col, q.Col))
 }
 
 // Problems is the error of a refused deploy: every problem found, not just

@@ -13,6 +13,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"runtime"
 	"slices"
 	"time"
 
@@ -81,7 +82,7 @@ func distribution(ms []float64) Distribution {
 
 // Run measures everything, in a fresh server whose data lives in opts.Dir.
 func Run(ctx context.Context, opts Options) (Report, error) {
-	rep := Report{Cores: numCPU()}
+	rep := Report{Cores: runtime.NumCPU()}
 	dir := filepath.Join(opts.Dir, "project")
 	if err := writeProject(dir); err != nil {
 		return rep, err

@@ -8,14 +8,11 @@ import (
 	"net/http"
 	"os"
 	"os/exec"
-	"runtime"
 	"sync"
 	"time"
 
 	"github.com/fiatdev/fiat/server"
 )
-
-func numCPU() int { return runtime.NumCPU() }
 
 // cliDeploys times `fiat deploy` as a user runs it: a new process each time,
 // CLI start included.
@@ -68,12 +65,7 @@ func compareHandlers(ctx context.Context, routerAddr, url string, d time.Duratio
 // load requests url over keep-alive connections to addr from concurrency
 // clients for d, after a short warm-up.
 func load(ctx context.Context, addr, url string, d time.Duration, concurrency int) (Load, error) {
-	client := &http.Client{Transport: &http.Transport{
-		DialContext: func(ctx context.Context, network, _ string) (net.Conn, error) {
-			return (&net.Dialer{}).DialContext(ctx, network, addr)
-		},
-		MaxIdleConnsPerHost: concurrency,
-	}}
+	client := clientTo(addr, concurrency)
 	defer client.CloseIdleConnections()
 	get := func() error {
 		resp, err := client.Get(url)
@@ -118,4 +110,16 @@ func load(ctx context.Context, addr, url string, d time.Duration, concurrency in
 		all = append(all, latencies[c]...)
 	}
 	return Load{Requests: len(all), RequestsPerS: float64(len(all)) / took.Seconds(), Latency: distribution(all)}, nil
+}
+
+// clientTo is an HTTP client that sends every request to addr, whatever
+// host its URL names, keeping up to conns connections open: the router
+// answers *.localhost names without DNS.
+func clientTo(addr string, conns int) *http.Client {
+	return &http.Client{Transport: &http.Transport{
+		DialContext: func(ctx context.Context, network, _ string) (net.Conn, error) {
+			return (&net.Dialer{}).DialContext(ctx, network, addr)
+		},
+		MaxIdleConnsPerHost: conns,
+	}}
 }

@@ -4,8 +4,6 @@ import (
 	"context"
 	"fmt"
 	"io"
-	"net"
-	"net/http"
 	"runtime"
 	"time"
 
@@ -22,10 +20,7 @@ func idleVersionMemory(ctx context.Context, srv *server.Server) (int, int64, Dis
 	if err != nil {
 		return 0, 0, Distribution{}, err
 	}
-	public := srv.Public.String()
-	httpClient := &http.Client{Transport: &http.Transport{DialContext: func(ctx context.Context, network, _ string) (net.Conn, error) {
-		return (&net.Dialer{}).DialContext(ctx, network, public)
-	}}}
+	httpClient := clientTo(srv.Public.String(), 1)
 	defer httpClient.CloseIdleConnections()
 	var wake []float64
 	before := heap()

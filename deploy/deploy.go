@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"net/http"
 	"slices"
 	"sync"
@@ -163,7 +164,7 @@ func (d *Deployer) deploy(ctx context.Context, env string, bundle project.Bundle
 			return Result{}, err
 		}
 		for _, v := range fresh {
-			d.router.AddVersion(v.ID, v.Service, ready[v.ID].app)
+			d.router.AddVersion(v.ID, v.Service, ready[v.ID])
 		}
 		if err := d.router.SetEnvs([]fiat.Env{rec.After}); err != nil {
 			return Result{}, err
@@ -185,20 +186,20 @@ func (d *Deployer) deploy(ctx context.Context, env string, bundle project.Bundle
 // c, and commits c only if they all pass: on two cores the store's work hides
 // behind the compile and the tests. A refused change returns fiat.Problems
 // and leaves the store as it was.
-func (d *Deployer) validateAndStore(ctx context.Context, bundle project.Bundle, c store.Change) (store.Record, map[fiat.Hash]*started, error) {
-	ready := map[fiat.Hash]*started{}
+func (d *Deployer) validateAndStore(ctx context.Context, bundle project.Bundle, c store.Change) (store.Record, map[fiat.Hash]*script.App, error) {
+	ready := map[fiat.Hash]*script.App{}
 	var problems fiat.Problems
 	validated := make(chan struct{})
 	go func() {
 		defer close(validated)
 		for _, v := range c.Versions {
-			s, err := validate(ctx, v, d.latest[v.Service], d.logger)
+			app, err := validate(ctx, v, d.latest[v.Service], d.logger)
 			if err != nil {
 				problems = append(problems, asProblems(bundle, v, err)...)
 				continue
 			}
-			ready[v.ID] = s
-			d.latest[v.Service] = s.program
+			ready[v.ID] = app
+			d.latest[v.Service] = app.Program()
 		}
 	}()
 	pending, err := d.store.Begin(ctx, c)
@@ -218,15 +219,9 @@ func (d *Deployer) validateAndStore(ctx context.Context, bundle project.Bundle, 
 	return pending.Record(), ready, nil
 }
 
-// started is a new version that passed validation, ready to serve.
-type started struct {
-	program *script.Program
-	app     *script.App
-}
-
 // validate compiles v, taking the modules it does not change from
 // previous, and runs its top level and its tests.
-func validate(ctx context.Context, v *fiat.Version, previous *script.Program, logger *slog.Logger) (*started, error) {
+func validate(ctx context.Context, v *fiat.Version, previous *script.Program, logger *slog.Logger) (*script.App, error) {
 	prog, err := script.CompileFrom(v, previous)
 	if err != nil {
 		return nil, err
@@ -238,7 +233,7 @@ func validate(ctx context.Context, v *fiat.Version, previous *script.Program, lo
 	if err := app.Test(ctx); err != nil {
 		return nil, err
 	}
-	return &started{prog, app}, nil
+	return app, nil
 }
 
 // asProblems locates a service's problems in the project: script paths are
@@ -257,9 +252,9 @@ func asProblems(bundle project.Bundle, v *fiat.Version, err error) fiat.Problems
 
 // cachePrograms keeps the compiled programs of new versions on disk, so a
 // restart starts them without compiling. A failure only costs a compile later.
-func (d *Deployer) cachePrograms(fresh []*fiat.Version, ready map[fiat.Hash]*started) {
+func (d *Deployer) cachePrograms(fresh []*fiat.Version, ready map[fiat.Hash]*script.App) {
 	for _, v := range fresh {
-		if err := d.programs.Put(ready[v.ID].program); err != nil {
+		if err := d.programs.Put(ready[v.ID].Program()); err != nil {
 			d.logger.Warn("could not cache compiled program", "service", v.Service, "version", v.ID, "err", err)
 		}
 	}
@@ -359,7 +354,7 @@ func (d *Deployer) switchEnv(ctx context.Context, env string, build func() (stor
 		switched[s.Service] = true
 	}
 	res := Result{Env: env}
-	for _, service := range sortedKeys(rec.After.Services) {
+	for _, service := range slices.Sorted(maps.Keys(rec.After.Services)) {
 		res.Services = append(res.Services, d.serviceResult(env, service, rec.After.Services[service], switched[service]))
 	}
 	res.DeployMS = millis(time.Since(began))
@@ -381,15 +376,6 @@ func checkEnvName(name string) error {
 		return fmt.Errorf("%w: %v", ErrInvalid, err)
 	}
 	return nil
-}
-
-func sortedKeys[V any](m map[string]V) []string {
-	keys := make([]string, 0, len(m))
-	for k := range m {
-		keys = append(keys, k)
-	}
-	slices.Sort(keys)
-	return keys
 }
 
 func millis(d time.Duration) float64 {

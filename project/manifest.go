@@ -91,11 +91,7 @@ func sortProblems(problems fiat.Problems) {
 		return 1
 	}
 	slices.SortStableFunc(problems, func(a, b fiat.Problem) int {
-		return cmp.Or(
-			cmp.Compare(fileOrder(a), fileOrder(b)),
-			strings.Compare(a.Path, b.Path),
-			cmp.Compare(a.Line, b.Line),
-			cmp.Compare(a.Col, b.Col))
+		return cmp.Or(cmp.Compare(fileOrder(a), fileOrder(b)), a.Compare(b))
 	})
 }
 

@@ -68,7 +68,6 @@ func (r *Router) AddVersion(id fiat.Hash, service string, handler http.Handler) 
 			id:      id,
 			service: service,
 			header:  []string{id.Short()},
-			metrics: r.cfg.Metrics.Version(service, id.Short()),
 		}
 		r.versions[id] = v
 		r.versionHosts.Store(fiat.VersionLabel(service, id), v)
@@ -163,9 +162,26 @@ type version struct {
 	id      fiat.Hash
 	service string
 	header  []string // the Fiat-Version header's value, shared by every response
-	metrics *metrics.Version
+	// metrics are made at the version's first request, so that a version
+	// nobody requests adds no series to /metrics, however many there are.
+	metrics atomic.Pointer[metrics.Version]
 	running atomic.Pointer[running]
-	start   sync.Mutex
+	// start serializes making metrics and starting the handler.
+	start sync.Mutex
+}
+
+func (v *version) metricsOf(m *metrics.Metrics) *metrics.Version {
+	if vm := v.metrics.Load(); vm != nil {
+		return vm
+	}
+	v.start.Lock()
+	defer v.start.Unlock()
+	if vm := v.metrics.Load(); vm != nil {
+		return vm
+	}
+	vm := m.Version(v.service, v.id.Short())
+	v.metrics.Store(vm)
+	return vm
 }
 
 type running struct{ http.Handler }
@@ -194,8 +210,9 @@ func (v *version) serve(w http.ResponseWriter, req *http.Request, r *Router) {
 	w.Header()["Fiat-Version"] = v.header
 	sw := statusWriters.Get().(*statusWriter)
 	sw.ResponseWriter, sw.code = w, 0
+	vm := v.metricsOf(r.cfg.Metrics)
 	defer func() {
-		v.metrics.Observe(sw.status(), time.Since(began))
+		vm.Observe(sw.status(), time.Since(began))
 		sw.ResponseWriter = nil
 		statusWriters.Put(sw)
 	}()

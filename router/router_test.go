@@ -177,3 +177,23 @@ type discard struct{ h http.Header }
 func (d *discard) Header() http.Header         { return d.h }
 func (d *discard) Write(b []byte) (int, error) { return len(b), nil }
 func (d *discard) WriteHeader(int)             {}
+
+// TestMetricsOnlyForRequestedVersions checks that a version adds series to
+// /metrics at its first request, not before: a server holding thousands of
+// idle versions does not export thousands of empty series.
+func TestMetricsOnlyForRequestedVersions(t *testing.T) {
+	m := metrics.New()
+	r := New(Config{Addresses: fiat.Addresses{Domain: "localhost"}, Metrics: m, MaxBody: 10})
+	r.AddVersion(v1, "hello", says("one"))
+	r.AddVersion(v2, "hello", says("two"))
+	get(t, r, "hello-"+v1.Short()+".localhost")
+	w := httptest.NewRecorder()
+	m.Handler().ServeHTTP(w, httptest.NewRequest("GET", "/metrics", nil))
+	out := w.Body.String()
+	if !strings.Contains(out, `version="`+v1.Short()+`"`) {
+		t.Errorf("/metrics lacks the requested version %s", v1.Short())
+	}
+	if strings.Contains(out, `version="`+v2.Short()+`"`) {
+		t.Errorf("/metrics has series of version %s, which nobody requested", v2.Short())
+	}
+}

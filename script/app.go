@@ -74,6 +74,9 @@ func (p *Program) Start(opts Options) (*App, error) {
 	return a, nil
 }
 
+// Program is the compiled program the App runs.
+func (a *App) Program() *Program { return a.prog }
+
 // run runs f, a top level or a test, under the version's limits. A panic
 // in a host function fails the run, not the process.
 func (h *host) run(f func() error) (err error) {
@@ -168,7 +171,7 @@ func (rt *route) ServeHTTP(rw http.ResponseWriter, r *http.Request) {
 		}
 	}()
 	w.req = request{http: r, route: rt}
-	w.h.test = testOf(r.Context())
+	w.h.req = r
 	w.h.begin()
 	result, err := starlark.Call(&w.h.thread, rt.handler, w.args, nil)
 	reusable := w.h.end()
@@ -178,7 +181,7 @@ func (rt *route) ServeHTTP(rw http.ResponseWriter, r *http.Request) {
 	} else {
 		a.respond(rw, r, &w.h.thread, rt, result)
 	}
-	w.req = request{}
+	w.req, w.h.req = request{}, nil
 	if reusable {
 		a.workers.Put(w)
 	}

@@ -1,7 +1,6 @@
 package script
 
 import (
-	"cmp"
 	"crypto/sha256"
 	"errors"
 	"fmt"
@@ -98,9 +97,7 @@ func CompileFrom(v *fiat.Version, previous *Program) (*Program, error) {
 	}
 	problems = append(problems, p.checkLoads(failed)...)
 	if len(problems) > 0 {
-		slices.SortStableFunc(problems, func(a, b fiat.Problem) int {
-			return cmp.Or(strings.Compare(a.Path, b.Path), cmp.Compare(a.Line, b.Line), cmp.Compare(a.Col, b.Col))
-		})
+		slices.SortStableFunc(problems, fiat.Problem.Compare)
 		return nil, problems
 	}
 	return p, nil

@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"maps"
 	"math"
+	"net/http"
 	"strings"
 	"sync/atomic"
 	"time"
@@ -66,9 +67,10 @@ type host struct {
 	routes *routeTable
 	// ctx bounds the requests a test makes with app.get and friends.
 	ctx context.Context
-	// test names the test this host runs, or that made the request it
-	// runs; "" for the service's own traffic.
+	// test names the test this host runs; "" when it runs requests.
 	test string
+	// req is the request the host runs, if it runs one.
+	req *http.Request
 }
 
 // testKey marks the requests a test makes, by the test's name.
@@ -150,7 +152,17 @@ func (h *host) limitExceeded() string {
 func (h *host) now() (time.Time, error) { return time.Now(), nil }
 
 // log writes one line to the service's log.
-func (h *host) log(msg string) { h.app.log(h.test, slog.LevelInfo, msg) }
+func (h *host) log(msg string) { h.app.log(h.testName(), slog.LevelInfo, msg) }
+
+// testName names the test whose run this is: the test the host runs, or
+// the one that made the request it runs. Requests are asked only here, when
+// something is logged, to keep the lookup off every request's path.
+func (h *host) testName() string {
+	if h.test == "" && h.req != nil {
+		return testOf(h.req.Context())
+	}
+	return h.test
+}
 
 func logBuiltin(thread *starlark.Thread, b *starlark.Builtin, args starlark.Tuple, kwargs []starlark.Tuple) (starlark.Value, error) {
 	if len(kwargs) > 0 {

@@ -70,7 +70,7 @@ func allEnvs(ctx context.Context, tx *sql.Tx) ([]fiat.Env, error) {
 
 const (
 	selectVersions = `SELECT id, service, config, created_at FROM versions`
-	// Versions stored by one Apply share created_at; seq, their insertion
+	// Versions stored by one change share created_at; seq, their insertion
 	// order, makes the order of those deterministic too.
 	newestFirst = ` ORDER BY created_at DESC, seq DESC`
 )

@@ -1,14 +1,16 @@
 // Package sqlite is the embedded store: one SQLite file in the data dir,
 // through the pure-Go driver modernc.org/sqlite.
 //
-// The file is in WAL mode with synchronous=FULL, so a commit is on disk
-// (the WAL fsynced) before Apply returns, and readers run concurrently with
-// the one writer. Checkpoints, which copy the WAL into the database file and
-// fsync it, run when the store is idle rather than inside a commit, and the
-// WAL file is kept across restarts: appending to a file that keeps its size
-// is what makes a commit's fsync cheap. Its DML is written to run unchanged on PostgreSQL: $n
-// placeholders, ON CONFLICT instead of INSERT OR REPLACE, RETURNING, no
-// SQLite-only functions. Only the schema (migrations) is SQLite's own.
+// The file is in WAL mode with synchronous=FULL, so a change is on disk
+// (the WAL fsynced) before its commit returns, and readers run
+// concurrently with the one writer. Checkpoints, which copy the WAL into
+// the database file and fsync it, run when the store is idle rather than
+// inside a commit, and the WAL file is kept across restarts: appending to a
+// file that keeps its size is what makes a commit's fsync cheap.
+//
+// Its DML is written to run unchanged on PostgreSQL: $n placeholders, ON
+// CONFLICT instead of INSERT OR REPLACE, RETURNING, no SQLite-only
+// functions. Only the schema (migrations) is SQLite's own.
 package sqlite
 
 import (
@@ -31,7 +33,7 @@ import (
 
 // DB is a store.Store in one SQLite file.
 type DB struct {
-	// writer has a single connection, so Applies in this process queue for
+	// writer has a single connection, so changes in this process queue for
 	// it in Go rather than polling SQLite's write lock; its transactions
 	// begin IMMEDIATE, taking the write lock up front, so a transaction
 	// that reads before it writes cannot fail to upgrade its lock when
