@@ -17,6 +17,15 @@ type Addresses struct {
 	Port string
 }
 
+// Address is what a host names: a service in an env, or one version of a
+// service. Exactly one of Env and Version is set.
+type Address struct {
+	Service string
+	Env     string
+	// Version is the first ShortLen characters of the version's hash.
+	Version string
+}
+
 // ServiceLabel is the host label of service in env.
 func ServiceLabel(service, env string) string {
 	if env == Production {
@@ -48,9 +57,28 @@ func (a Addresses) url(label string) string {
 	return u
 }
 
-// Label returns the first label of a request's Host (with or without port,
-// any case), or false for a host outside the domain or with more labels.
-func (a Addresses) Label(host string) (string, bool) {
+// Parse reads the address a request's Host names (with or without port, in
+// any case). It reports false for a host outside the domain or with more
+// labels. The shapes cannot be confused: names never contain "--", and
+// service names never end in what a version label ends in
+// (CheckServiceName).
+func (a Addresses) Parse(host string) (Address, bool) {
+	label, ok := a.label(host)
+	if !ok {
+		return Address{}, false
+	}
+	if service, env, ok := strings.Cut(label, "--"); ok {
+		return Address{Service: service, Env: env}, true
+	}
+	if service, short, ok := cutVersionLabel(label); ok {
+		return Address{Service: service, Version: short}, true
+	}
+	return Address{Service: label, Env: Production}, true
+}
+
+// label returns the first label of host, lowercased, or false for a host
+// outside the domain or with more labels.
+func (a Addresses) label(host string) (string, bool) {
 	if i := strings.LastIndexByte(host, ':'); i >= 0 {
 		host = host[:i]
 	}
@@ -61,4 +89,23 @@ func (a Addresses) Label(host string) (string, bool) {
 		return "", false
 	}
 	return label, true
+}
+
+// cutVersionLabel splits a label shaped like a version address,
+// "<service>-<hash12>", into its service and short hash.
+func cutVersionLabel(label string) (service, short string, ok bool) {
+	i := len(label) - ShortLen - 1
+	if i < 1 || label[i] != '-' || !isBase32(label[i+1:]) {
+		return "", "", false
+	}
+	return label[:i], label[i+1:], true
+}
+
+func isBase32(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; !(c >= 'a' && c <= 'z' || c >= '2' && c <= '7') {
+			return false
+		}
+	}
+	return true
 }

@@ -6,6 +6,7 @@ package fiat
 
 import (
 	"cmp"
+	"encoding/json"
 	"fmt"
 	"strings"
 	"time"
@@ -28,11 +29,62 @@ const Production = "production"
 // gives it after defaults are applied. It is part of a version's hash, so two
 // versions with the same files but different limits are different versions.
 type Config struct {
-	Kind Kind `json:"kind"`
+	Kind Kind
 	// MaxSteps bounds the Starlark execution steps of one request.
-	MaxSteps uint64 `json:"max_steps"`
+	MaxSteps uint64
 	// Timeout bounds the wall time of one request.
-	Timeout time.Duration `json:"timeout"`
+	Timeout time.Duration
+	// Memory bounds, in bytes, what one request, top level or test may
+	// allocate. 0, in versions stored before there was a budget, means
+	// DefaultMemory.
+	Memory uint64
+}
+
+// DefaultMemory is the memory budget of a service that sets none.
+const DefaultMemory = 64 << 20
+
+// configJSON is how a Config reads in JSON: durations as Go writes them
+// ("2s"), as people read them.
+type configJSON struct {
+	Kind     Kind   `json:"kind"`
+	MaxSteps uint64 `json:"max_steps"`
+	Timeout  string `json:"timeout"`
+	Memory   uint64 `json:"memory"`
+}
+
+func (c Config) MarshalJSON() ([]byte, error) {
+	return json.Marshal(configJSON{Kind: c.Kind, MaxSteps: c.MaxSteps, Timeout: c.Timeout.String(), Memory: c.Memory})
+}
+
+// UnmarshalJSON reads what MarshalJSON writes, and the nanoseconds that
+// stores written before it hold.
+func (c *Config) UnmarshalJSON(data []byte) error {
+	var raw struct {
+		configJSON
+		Timeout json.RawMessage `json:"timeout"`
+	}
+	if err := json.Unmarshal(data, &raw); err != nil {
+		return err
+	}
+	*c = Config{Kind: raw.Kind, MaxSteps: raw.MaxSteps, Memory: raw.Memory}
+	var text string
+	if json.Unmarshal(raw.Timeout, &text) == nil {
+		d, err := time.ParseDuration(text)
+		if err != nil {
+			return fmt.Errorf("config: timeout: %w", err)
+		}
+		c.Timeout = d
+		return nil
+	}
+	if len(raw.Timeout) == 0 {
+		return nil
+	}
+	var nanos int64
+	if err := json.Unmarshal(raw.Timeout, &nanos); err != nil {
+		return fmt.Errorf("config: timeout is neither a duration nor nanoseconds: %s", raw.Timeout)
+	}
+	c.Timeout = time.Duration(nanos)
+	return nil
 }
 
 // File is one file of a version, its path relative to the service's dir.

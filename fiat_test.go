@@ -1,6 +1,7 @@
 package fiat
 
 import (
+	"encoding/json"
 	"strings"
 	"testing"
 	"time"
@@ -21,7 +22,7 @@ func TestHashIsStableAcrossMachines(t *testing.T) {
 	// A golden value: if this changes, every deployed version's address
 	// changes with it, so the encoding may only change with ScriptAPI.
 	got := HashVersion(sampleVersion())
-	const want = Hash("gfvxl4rphoeb5yi4gzve274rv5w4q3qrvanlyvwzj56ly72ddcvq")
+	const want = Hash("jfrs4nfmua7wcqhntqjtif2phhtogfovhnd7ue4lq4vmp7phztfa")
 	if len(got) != HashLen || strings.Trim(string(got), "abcdefghijklmnopqrstuvwxyz234567") != "" {
 		t.Fatalf("hash %q is not %d characters of lowercase base32", got, HashLen)
 	}
@@ -45,6 +46,7 @@ func TestHashCoversWhatDefinesAVersion(t *testing.T) {
 		"service name":   func(v *Version) { v.Service = "hello2" },
 		"max steps":      func(v *Version) { v.Config.MaxSteps++ },
 		"timeout":        func(v *Version) { v.Config.Timeout += time.Millisecond },
+		"memory":         func(v *Version) { v.Config.Memory++ },
 		"kind":           func(v *Version) { v.Config.Kind = Process },
 		"uses":           func(v *Version) { v.Uses = map[string]Hash{"db": "abc"} },
 		"moved contents": func(v *Version) { v.Files[0].Path, v.Files[0].Data = "main.starprint(1)\n", nil },
@@ -74,8 +76,11 @@ func TestHashPrefix(t *testing.T) {
 
 func TestCheckName(t *testing.T) {
 	for _, ok := range []string{"hello", "a", "pr-42", "api2", strings.Repeat("a", MaxNameLen)} {
-		if err := CheckName("service", ok); err != nil {
-			t.Errorf("CheckName(%q) = %v", ok, err)
+		if err := CheckServiceName(ok); err != nil {
+			t.Errorf("CheckServiceName(%q) = %v", ok, err)
+		}
+		if err := CheckEnvName(ok); err != nil {
+			t.Errorf("CheckEnvName(%q) = %v", ok, err)
 		}
 	}
 	for bad, want := range map[string]string{
@@ -88,9 +93,29 @@ func TestCheckName(t *testing.T) {
 		"héllo":                           `'é'`,
 		strings.Repeat("a", MaxNameLen+1): "characters long",
 	} {
-		err := CheckName("env", bad)
+		err := CheckEnvName(bad)
 		if err == nil || !strings.Contains(err.Error(), want) || !strings.Contains(err.Error(), "env name") {
-			t.Errorf("CheckName(%q) = %v, want an env name error containing %q", bad, err, want)
+			t.Errorf("CheckEnvName(%q) = %v, want an env name error containing %q", bad, err, want)
+		}
+	}
+}
+
+// TestServiceNamesCannotTakeVersionAddresses checks that no service name
+// has the shape of a version address, "<service>-<hash12>", while names
+// that merely look alike stay allowed.
+func TestServiceNamesCannotTakeVersionAddresses(t *testing.T) {
+	for _, bad := range []string{"pay-nkd6hs5f6kay", "pay-" + HashVersion(sampleVersion()).Short(), "a-notification"} {
+		err := CheckServiceName(bad)
+		if err == nil || !strings.Contains(err.Error(), "version") || !strings.Contains(err.Error(), "rename") {
+			t.Errorf("CheckServiceName(%q) = %v, want a refusal explaining the version address", bad, err)
+		}
+		if err := CheckEnvName(bad); err != nil {
+			t.Errorf("CheckEnvName(%q) = %v: env addresses use \"--\" and cannot be confused", bad, err)
+		}
+	}
+	for _, ok := range []string{"pay-nkd6hs5f6ka", "pay-nkd6hs5f6kays", "pay-nkd6hs5f6ka1", "paynkd6hs5f6kay0", "pay-nkd6hs5f6kay-x", "nkd6hs5f6kayab"} {
+		if err := CheckServiceName(ok); err != nil {
+			t.Errorf("CheckServiceName(%q) = %v", ok, err)
 		}
 	}
 }
@@ -110,20 +135,50 @@ func TestAddresses(t *testing.T) {
 	if got := (Addresses{Domain: "example.com"}).Service("hello", Production); got != "http://hello.example.com" {
 		t.Errorf("URL without port = %s", got)
 	}
-	for host, want := range map[string]string{
-		"hello.localhost":          "hello",
-		"hello.localhost:8080":     "hello",
-		"HELLO--Staging.localhost": "hello--staging",
-		"hello.localhost.":         "hello",
-		"hello.localhost.:8080":    "hello",
+	short := h.Short()
+	for host, want := range map[string]Address{
+		"hello.localhost":                            {Service: "hello", Env: Production},
+		"hello.localhost:8080":                       {Service: "hello", Env: Production},
+		"HELLO--Staging.localhost":                   {Service: "hello", Env: "staging"},
+		"hello.localhost.":                           {Service: "hello", Env: Production},
+		"hello.localhost.:8080":                      {Service: "hello", Env: Production},
+		"hello-" + short + ".localhost":              {Service: "hello", Version: short},
+		"my-api-" + short + ".localhost":             {Service: "my-api", Version: short},
+		"my-api--pr-7.localhost":                     {Service: "my-api", Env: "pr-7"},
+		"pay-nkd6hs5f6kays.localhost":                {Service: "pay-nkd6hs5f6kays", Env: Production},
+		"pay--" + short + ".localhost":               {Service: "pay", Env: short},
+		"a-" + strings.ToUpper(short) + ".localhost": {Service: "a", Version: short},
 	} {
-		if got, ok := a.Label(host); !ok || got != want {
-			t.Errorf("Label(%q) = %q, %v; want %q", host, got, ok, want)
+		if got, ok := a.Parse(host); !ok || got != want {
+			t.Errorf("Parse(%q) = %+v, %v; want %+v", host, got, ok, want)
 		}
 	}
 	for _, host := range []string{"localhost", "localhost:8080", ".localhost", "a.b.localhost", "hellolocalhost", "hello.example.com", "127.0.0.1:8080"} {
-		if got, ok := a.Label(host); ok {
-			t.Errorf("Label(%q) = %q, want no label", host, got)
+		if got, ok := a.Parse(host); ok {
+			t.Errorf("Parse(%q) = %+v, want no address", host, got)
 		}
+	}
+}
+
+func TestConfigJSON(t *testing.T) {
+	c := Config{Kind: Script, MaxSteps: 5, Timeout: 1500 * time.Millisecond, Memory: 1 << 20}
+	data, err := json.Marshal(c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := `{"kind":"script","max_steps":5,"timeout":"1.5s","memory":1048576}`; string(data) != want {
+		t.Errorf("Marshal = %s, want %s", data, want)
+	}
+	var back Config
+	if err := json.Unmarshal(data, &back); err != nil || back != c {
+		t.Errorf("Unmarshal(%s) = %+v, %v; want %+v", data, back, err, c)
+	}
+	// Stores written before durations were strings hold nanoseconds.
+	var old Config
+	if err := json.Unmarshal([]byte(`{"kind":"script","max_steps":5,"timeout":1500000000}`), &old); err != nil || old.Timeout != 1500*time.Millisecond {
+		t.Errorf("Unmarshal of nanoseconds = %+v, %v", old, err)
+	}
+	if err := json.Unmarshal([]byte(`{"timeout":"soon"}`), &old); err == nil {
+		t.Error("Unmarshal accepted a timeout that is not a duration")
 	}
 }

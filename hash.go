@@ -12,7 +12,9 @@ import (
 
 // ScriptAPI names the script runtime's host API. It is part of every script
 // version's hash: code that runs against a different API is different code.
-const ScriptAPI = "fiat-starlark/1"
+// Version 2 runs every request, top level and test under a memory budget
+// and bounds the nesting of values.
+const ScriptAPI = "fiat-starlark/2"
 
 // Hash is a version's id: sha256 of its canonical encoding, in lowercase
 // base32 without padding (52 characters).
@@ -40,15 +42,7 @@ func (h Hash) Short() string {
 // IsHashPrefix reports whether s could be a prefix of a hash, of at least
 // MinPrefixLen characters.
 func IsHashPrefix(s string) bool {
-	if len(s) < MinPrefixLen || len(s) > HashLen {
-		return false
-	}
-	for _, c := range s {
-		if !(c >= 'a' && c <= 'z' || c >= '2' && c <= '7') {
-			return false
-		}
-	}
-	return true
+	return len(s) >= MinPrefixLen && len(s) <= HashLen && isBase32(s)
 }
 
 // CheckHashPrefix explains what is wrong with a hash prefix a user typed.
@@ -72,6 +66,7 @@ func HashVersion(v *Version) Hash {
 	}
 	e.uint(v.Config.MaxSteps)
 	e.uint(uint64(v.Config.Timeout))
+	e.uint(v.Config.Memory)
 	files := slices.Clone(v.Files)
 	slices.SortFunc(files, func(a, b File) int { return strings.Compare(a.Path, b.Path) })
 	e.uint(uint64(len(files)))

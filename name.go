@@ -9,11 +9,31 @@ import (
 // the longest is "<service>--<env>".
 const MaxNameLen = 30
 
-// CheckName says what is wrong with a service or env name, if anything.
-// what is "service" or "env", for the message. Names are lowercase letters,
-// digits and single dashes, starting with a letter: "--" is reserved because
-// it separates service from env in addresses.
-func CheckName(what, name string) error {
+// CheckServiceName says what is wrong with a service name, if anything.
+// Besides the rules of every name, a service name must not end in what a
+// version address ends in ("-" and ShortLen base32 characters): a service
+// called "pay-nkd6hs5f6kay" would take the address of a version of "pay".
+func CheckServiceName(name string) error {
+	if err := checkName("service", name); err != nil {
+		return err
+	}
+	if service, short, ok := cutVersionLabel(name); ok {
+		return fmt.Errorf("service name %q ends in \"-%s\", which reads as version %s of service %q (the address of one version is SERVICE-HASH12): rename it, e.g. %q",
+			name, short, short, service, name+"s")
+	}
+	return nil
+}
+
+// CheckEnvName says what is wrong with an env name, if anything.
+func CheckEnvName(name string) error {
+	return checkName("env", name)
+}
+
+// checkName says what is wrong with a name, if anything. what is "service"
+// or "env", for the message. Names are lowercase letters, digits and single
+// dashes, starting with a letter: "--" is reserved because it separates
+// service from env in addresses.
+func checkName(what, name string) error {
 	fix := fmt.Sprintf("%s names use lowercase letters, digits and single dashes, start with a letter and are at most %d characters", what, MaxNameLen)
 	switch {
 	case name == "":

@@ -372,7 +372,7 @@ func (d *Deployer) serviceResult(env, service string, id fiat.Hash, changed bool
 }
 
 func checkEnvName(name string) error {
-	if err := fiat.CheckName("env", name); err != nil {
+	if err := fiat.CheckEnvName(name); err != nil {
 		return fmt.Errorf("%w: %v", ErrInvalid, err)
 	}
 	return nil

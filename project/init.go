@@ -47,7 +47,7 @@ func serviceNameFor(dir string) string {
 	// Without an absolute path there is no name to take, and "hello" will do.
 	abs, _ := filepath.Abs(dir)
 	name := strings.ToLower(filepath.Base(abs))
-	if fiat.CheckName("service", name) != nil {
+	if fiat.CheckServiceName(name) != nil {
 		return "hello"
 	}
 	return name

@@ -157,7 +157,7 @@ func (c *checker) service(name keyPart) *service {
 	if svc, ok := c.services[name.name]; ok {
 		return svc
 	}
-	if err := fiat.CheckName("service", name.name); err != nil {
+	if err := fiat.CheckServiceName(name.name); err != nil {
 		c.report(name.at, "%s", err)
 	}
 	svc := &service{

@@ -37,23 +37,29 @@ type Router struct {
 	// envs is swapped whole on every change, so a request sees one env's
 	// services either all before or all after a change.
 	envs atomic.Pointer[envTable]
-	// versionHosts maps version labels ("hello-abcdefghijkl") to versions.
-	// Versions live forever, so it only grows and needs no swapping.
-	versionHosts sync.Map
+	// versionAddrs finds versions by their version address. Versions live
+	// forever, so it only grows and needs no swapping.
+	versionAddrs sync.Map // versionKey -> *version
 	mu           sync.Mutex // serializes writers
 	versions     map[fiat.Hash]*version
 }
 
+// envKey is a service in an env, as an env address names it.
+type envKey struct{ env, service string }
+
+// versionKey is a version as its version address names it.
+type versionKey struct{ service, short string }
+
 // envTable is one immutable generation of the env addresses.
 type envTable struct {
-	hosts map[string]*version // service labels ("hello", "hello--staging")
-	envs  map[string]fiat.Env
+	services map[envKey]*version
+	envs     map[string]fiat.Env
 }
 
 // New returns a Router with no envs and no versions.
 func New(cfg Config) *Router {
 	r := &Router{cfg: cfg, versions: map[fiat.Hash]*version{}}
-	r.envs.Store(&envTable{hosts: map[string]*version{}, envs: map[string]fiat.Env{}})
+	r.envs.Store(&envTable{services: map[envKey]*version{}, envs: map[string]fiat.Env{}})
 	return r
 }
 
@@ -70,7 +76,7 @@ func (r *Router) AddVersion(id fiat.Hash, service string, handler http.Handler) 
 			header:  []string{id.Short()},
 		}
 		r.versions[id] = v
-		r.versionHosts.Store(fiat.VersionLabel(service, id), v)
+		r.versionAddrs.Store(versionKey{service, id.Short()}, v)
 	}
 	if handler != nil {
 		v.running.Store(&running{handler})
@@ -84,7 +90,7 @@ func (r *Router) SetEnvs(envs []fiat.Env, deleted ...string) error {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	old := r.envs.Load()
-	next := &envTable{hosts: make(map[string]*version, len(old.hosts)), envs: make(map[string]fiat.Env, len(old.envs)+len(envs))}
+	next := &envTable{services: make(map[envKey]*version, len(old.services)), envs: make(map[string]fiat.Env, len(old.envs)+len(envs))}
 	for name, env := range old.envs {
 		next.envs[name] = env
 	}
@@ -100,7 +106,7 @@ func (r *Router) SetEnvs(envs []fiat.Env, deleted ...string) error {
 			if v == nil {
 				return fmt.Errorf("router: env %s uses version %s of %s, which was never added", env.Name, id, service)
 			}
-			next.hosts[fiat.ServiceLabel(service, env.Name)] = v
+			next.services[envKey{env.Name, service}] = v
 		}
 	}
 	r.envs.Store(next)
@@ -132,28 +138,30 @@ func (r *Router) Knows(id fiat.Hash) bool {
 }
 
 func (r *Router) ServeHTTP(w http.ResponseWriter, req *http.Request) {
-	label, ok := r.cfg.Addresses.Label(req.Host)
+	addr, ok := r.cfg.Addresses.Parse(req.Host)
 	if !ok {
 		r.notFound(w, req.Host)
 		return
 	}
-	v := r.envs.Load().hosts[label]
-	if v == nil {
-		found, ok := r.versionHosts.Load(label)
-		if !ok {
-			r.notFound(w, req.Host)
-			return
+	var v *version
+	if addr.Version != "" {
+		if found, ok := r.versionAddrs.Load(versionKey{addr.Service, addr.Version}); ok {
+			v = found.(*version)
 		}
-		v = found.(*version)
+	} else {
+		v = r.envs.Load().services[envKey{addr.Env, addr.Service}]
+	}
+	if v == nil {
+		r.notFound(w, req.Host)
+		return
 	}
 	v.serve(w, req, r)
 }
 
 func (r *Router) notFound(w http.ResponseWriter, host string) {
-	example := fiat.Addresses{Domain: r.cfg.Addresses.Domain}
 	http.Error(w, fmt.Sprintf("fiat: no service answers at %q. Deploy one with `fiat deploy`: "+
 		"a service named hello answers at %s in production and at %s in env staging.",
-		host, example.Service("hello", fiat.Production), example.Service("hello", "staging")), http.StatusNotFound)
+		host, r.cfg.Addresses.Service("hello", fiat.Production), r.cfg.Addresses.Service("hello", "staging")), http.StatusNotFound)
 }
 
 // version is one version as the router serves it, shared by every address
@@ -207,13 +215,12 @@ var statusWriters = sync.Pool{New: func() any { return new(statusWriter) }}
 
 func (v *version) serve(w http.ResponseWriter, req *http.Request, r *Router) {
 	began := time.Now()
-	w.Header()["Fiat-Version"] = v.header
 	sw := statusWriters.Get().(*statusWriter)
-	sw.ResponseWriter, sw.code = w, 0
+	sw.ResponseWriter, sw.code, sw.version = w, 0, v.header
 	vm := v.metricsOf(r.cfg.Metrics)
 	defer func() {
 		vm.Observe(sw.status(), time.Since(began))
-		sw.ResponseWriter = nil
+		sw.ResponseWriter, sw.version = nil, nil
 		statusWriters.Put(sw)
 	}()
 	if req.ContentLength > r.cfg.MaxBody {
@@ -229,17 +236,30 @@ func (v *version) serve(w http.ResponseWriter, req *http.Request, r *Router) {
 		return
 	}
 	h.ServeHTTP(sw, req)
+	if sw.code == 0 {
+		// The handler wrote nothing: the response still names its version.
+		sw.WriteHeader(http.StatusOK)
+	}
 }
 
-// statusWriter remembers the status code for metrics.
+// statusWriter remembers the status code for metrics, and makes sure a
+// response names the version that answered and sets no header that only
+// fiat may set, whatever the handler did.
 type statusWriter struct {
 	http.ResponseWriter
-	code int
+	code    int
+	version []string // the Fiat-Version header
 }
 
 func (w *statusWriter) WriteHeader(code int) {
+	if code < 200 {
+		// Informational responses are fiat's to send (100 Continue), and
+		// 101 would hand the client's connection to the handler.
+		return
+	}
 	if w.code == 0 {
 		w.code = code
+		w.seal()
 	}
 	w.ResponseWriter.WriteHeader(code)
 }
@@ -247,8 +267,20 @@ func (w *statusWriter) WriteHeader(code int) {
 func (w *statusWriter) Write(b []byte) (int, error) {
 	if w.code == 0 {
 		w.code = http.StatusOK
+		w.seal()
 	}
 	return w.ResponseWriter.Write(b)
+}
+
+// seal sets the headers only fiat sets, just before they are sent.
+func (w *statusWriter) seal() {
+	header := w.ResponseWriter.Header()
+	for name := range header {
+		if fiat.IsReservedHeader(name) {
+			delete(header, name)
+		}
+	}
+	header[fiat.VersionHeader] = w.version
 }
 
 func (w *statusWriter) status() int {

@@ -197,3 +197,69 @@ func TestMetricsOnlyForRequestedVersions(t *testing.T) {
 		t.Errorf("/metrics has series of version %s, which nobody requested", v2.Short())
 	}
 }
+
+// TestHandlerCannotForgeFiatHeaders checks that whatever a handler sets,
+// a response names the version that answered, carries no hop-by-hop
+// header of the handler's, and never an informational status.
+func TestHandlerCannotForgeFiatHeaders(t *testing.T) {
+	r := newRouter(nil)
+	r.AddVersion(v1, "hello", http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
+		h := w.Header()
+		h.Set("Fiat-Version", v2.Short())
+		h["fiat-version"] = []string{"forged"}
+		h.Set("Connection", "close")
+		h["transfer-encoding"] = []string{"chunked"}
+		h.Set("Upgrade", "websocket")
+		h.Set("X-Kept", "yes")
+		w.WriteHeader(http.StatusSwitchingProtocols)
+		w.WriteHeader(http.StatusTeapot)
+		io.WriteString(w, "body")
+	}))
+	r.AddVersion(v2, "quiet", http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
+		w.Header().Set("Fiat-Version", "forged")
+	}))
+	r.SetEnvs([]fiat.Env{{Name: "production", Services: map[string]fiat.Hash{"hello": v1, "quiet": v2}}})
+
+	w := get(t, r, "hello.localhost")
+	if w.Code != http.StatusTeapot || w.Body.String() != "body" {
+		t.Errorf("got %d %q, want 418 \"body\": a 1xx status must not reach the client", w.Code, w.Body)
+	}
+	if got := w.Header().Values("Fiat-Version"); len(got) != 1 || got[0] != v1.Short() {
+		t.Errorf("Fiat-Version = %q, want only %q", got, v1.Short())
+	}
+	for name := range w.Header() {
+		if fiat.IsReservedHeader(name) && name != "Fiat-Version" {
+			t.Errorf("the handler's %s header reached the client", name)
+		}
+	}
+	if w.Header().Get("X-Kept") != "yes" {
+		t.Errorf("the handler's own header was dropped: %v", w.Header())
+	}
+	// A handler that writes nothing still answers as its version.
+	if w := get(t, r, "quiet.localhost"); w.Code != 200 || w.Header().Get("Fiat-Version") != v2.Short() {
+		t.Errorf("empty response: %d, Fiat-Version %q, want 200 and %q", w.Code, w.Header().Get("Fiat-Version"), v2.Short())
+	}
+}
+
+// TestVersionAddressCannotBeTaken checks that a version's address reaches
+// that version, even when an env maps a service whose name is the whole
+// label (which deploys refuse, but the router must not rely on it).
+func TestVersionAddressCannotBeTaken(t *testing.T) {
+	r := newRouter(nil)
+	r.AddVersion(v1, "pay", says("real"))
+	r.AddVersion(v2, "pay-"+v1.Short(), says("impostor"))
+	r.SetEnvs([]fiat.Env{{Name: "production", Services: map[string]fiat.Hash{"pay": v1, "pay-" + v1.Short(): v2}}})
+	if w := get(t, r, "pay-"+v1.Short()+".localhost"); w.Body.String() != "real" {
+		t.Errorf("version address answered %q, want the version itself", w.Body)
+	}
+}
+
+func TestNotFoundGivesWorkingAddresses(t *testing.T) {
+	r := newRouter(nil)
+	w := get(t, r, "nope.localhost:8080")
+	for _, want := range []string{"http://hello.localhost:8080", "http://hello--staging.localhost:8080"} {
+		if !strings.Contains(w.Body.String(), want) {
+			t.Errorf("404 page %q does not give %s", w.Body, want)
+		}
+	}
+}

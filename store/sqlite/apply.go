@@ -55,7 +55,7 @@ func (p *pending) Abort() { p.tx.Rollback() }
 
 // check refuses a change that is malformed whatever the store holds.
 func check(c store.Change) error {
-	if err := fiat.CheckName("env", c.Env); err != nil {
+	if err := fiat.CheckEnvName(c.Env); err != nil {
 		return err
 	}
 	ops := 0
@@ -76,7 +76,7 @@ func check(c store.Change) error {
 		if len(v.ID) != fiat.HashLen || !fiat.IsHashPrefix(string(v.ID)) {
 			return fmt.Errorf("version of service %q: id %q is not a version hash", v.Service, v.ID)
 		}
-		if err := fiat.CheckName("service", v.Service); err != nil {
+		if err := fiat.CheckServiceName(v.Service); err != nil {
 			return fmt.Errorf("version %s: %w", v.ID, err)
 		}
 	}
