@@ -39,7 +39,7 @@ type Router struct {
 	envs atomic.Pointer[envTable]
 	// versionAddrs finds versions by their version address. Versions live
 	// forever, so it only grows and needs no swapping.
-	versionAddrs sync.Map // versionKey -> *version
+	versionAddrs sync.Map   // versionKey -> *version
 	mu           sync.Mutex // serializes writers
 	versions     map[fiat.Hash]*version
 }
