@@ -27,7 +27,10 @@ import (
 // name, a missing env); the message says what to do.
 var ErrInvalid = errors.New("invalid request")
 
-// Deployer carries out changes on one node.
+// Deployer carries out changes on one node. A change is validated first,
+// outside any lock, then applied in one short transaction that checks the
+// env still holds what validation saw: no change ever waits on another's
+// tests.
 type Deployer struct {
 	store     store.Store
 	router    *router.Router
@@ -35,14 +38,18 @@ type Deployer struct {
 	metrics   *metrics.Metrics
 	logger    *slog.Logger
 	addresses fiat.Addresses
-	// mu serializes changes, so validation sees the state the change
-	// applies to.
-	mu sync.Mutex
+	// switching serializes a change's transaction and the router's switch
+	// to it, so the router applies changes in the order they commit. It is
+	// never held while a change is validated.
+	switching sync.Mutex
 	// caching tracks programs being written to the cache after a deploy.
 	caching sync.WaitGroup
 	// latest is the program of each service's last validated version:
 	// the next version compiles only the modules it changes.
-	latest map[string]*script.Program
+	latest struct {
+		sync.Mutex
+		programs map[string]*script.Program
+	}
 }
 
 // Config is what a Deployer needs.
@@ -65,20 +72,25 @@ func New(ctx context.Context, cfg Config) (*Deployer, *router.Router, error) {
 		metrics:   cfg.Metrics,
 		logger:    cfg.Logger,
 		addresses: cfg.Addresses,
-		latest:    map[string]*script.Program{},
 	}
+	d.latest.programs = map[string]*script.Program{}
 	d.router = router.New(router.Config{Addresses: cfg.Addresses, Load: d.load, Metrics: cfg.Metrics, MaxBody: cfg.MaxBody})
-	state, err := cfg.Store.State(ctx)
-	if err != nil {
+	if err := d.reload(ctx); err != nil {
 		return nil, nil, err
+	}
+	return d, d.router, nil
+}
+
+// reload makes the router serve what the store holds.
+func (d *Deployer) reload(ctx context.Context) error {
+	state, err := d.store.State(ctx)
+	if err != nil {
+		return err
 	}
 	for _, v := range state.Versions {
 		d.router.AddVersion(v.ID, v.Service, nil)
 	}
-	if err := d.router.SetEnvs(state.Envs); err != nil {
-		return nil, nil, err
-	}
-	return d, d.router, nil
+	return d.router.SetEnvs(state.Envs)
 }
 
 // load starts a version that is stored but not running: from its compiled
@@ -122,9 +134,15 @@ type ServiceResult struct {
 	VersionURL string    `json:"version_url"`
 }
 
+// maxConflicts bounds how often a deploy is applied again after changes
+// that did not conflict with it came first.
+const maxConflicts = 3
+
 // Deploy validates the project in bundle and, if every service compiles,
 // starts and passes its tests, points env at its versions. A refused deploy
-// returns fiat.Problems and changes nothing.
+// returns fiat.Problems and changes nothing; so does one whose ctx ends
+// first (its tests are stopped), and one that another change to the same
+// services overtook while it was validated.
 func (d *Deployer) Deploy(ctx context.Context, env string, bundle project.Bundle) (Result, error) {
 	began := time.Now()
 	res, err := d.deploy(ctx, env, bundle, began)
@@ -140,83 +158,97 @@ func (d *Deployer) deploy(ctx context.Context, env string, bundle project.Bundle
 	if err != nil {
 		return Result{}, err
 	}
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	current, _ := d.router.Env(env)
-	set := map[string]fiat.Hash{}
+	// The change is decided on what the router serves now, which is
+	// every change committed so far.
+	seen, _ := d.router.Env(env)
 	var fresh []*fiat.Version
 	for _, v := range versions {
-		if current.Services[v.Service] == v.ID {
-			continue
-		}
-		set[v.Service] = v.ID
-		if !d.router.Knows(v.ID) { // a known one was validated when first deployed
+		if seen.Services[v.Service] != v.ID && !d.router.Knows(v.ID) { // a known one was validated when first deployed
 			fresh = append(fresh, v)
 		}
 	}
-	if len(set) > 0 {
-		now := time.Now().UTC()
-		for _, v := range fresh {
-			v.Created = now
-		}
-		rec, ready, err := d.validateAndStore(ctx, bundle, store.Change{Env: env, Kind: "deploy", Versions: fresh, Set: set})
-		if err != nil {
-			return Result{}, err
-		}
-		for _, v := range fresh {
-			d.router.AddVersion(v.ID, v.Service, ready[v.ID])
-		}
-		if err := d.router.SetEnvs([]fiat.Env{rec.After}); err != nil {
-			return Result{}, err
-		}
-		// Off the deploy's path: encoding a program takes CPU the next
-		// deploy may want, and a lost cache write costs only a compile.
-		d.caching.Go(func() { d.cachePrograms(fresh, ready) })
+	ready, problems := d.validate(ctx, bundle, fresh)
+	if err := ctx.Err(); err != nil {
+		return Result{}, err
 	}
-	res := Result{Env: env}
-	for _, v := range versions {
-		_, changed := set[v.Service]
-		res.Services = append(res.Services, d.serviceResult(env, v.Service, v.ID, changed))
+	if len(problems) > 0 {
+		return Result{}, problems
 	}
+	now := time.Now().UTC()
+	for _, v := range fresh {
+		v.Created = now
+	}
+	rec, err := d.commitDeploy(ctx, env, versions, fresh, seen.Services, ready)
+	if err != nil {
+		return Result{}, err
+	}
+	// Off the deploy's path: encoding a program takes CPU the next deploy
+	// may want, and a lost cache write costs only a compile.
+	d.caching.Go(func() { d.cachePrograms(fresh, ready) })
+	res := d.result(rec, func(service string) bool {
+		return slices.ContainsFunc(versions, func(v *fiat.Version) bool { return v.Service == service })
+	})
 	res.DeployMS = millis(time.Since(began))
 	return res, nil
 }
 
-// validateAndStore validates the new versions of c while the store writes
-// c, and commits c only if they all pass: on two cores the store's work hides
-// behind the compile and the tests. A refused change returns fiat.Problems
-// and leaves the store as it was.
-func (d *Deployer) validateAndStore(ctx context.Context, bundle project.Bundle, c store.Change) (store.Record, map[fiat.Hash]*script.App, error) {
+// commitDeploy points env at versions, expecting each of their services to
+// be where seen has it. Another change may have come first while the
+// versions were validated: if it left each service where seen has it or
+// already at the version deployed, the deploy is applied to what it left;
+// if it moved one elsewhere (a rollback, another deploy), the deploy is
+// refused rather than undo that change unseen.
+func (d *Deployer) commitDeploy(ctx context.Context, env string, versions, fresh []*fiat.Version, seen map[string]fiat.Hash, ready map[fiat.Hash]*script.App) (store.Record, error) {
+	for attempt := 1; ; attempt++ {
+		c := store.Change{Env: env, Kind: "deploy", Set: map[string]fiat.Hash{}, Expect: map[string]fiat.Hash{}}
+		for _, v := range versions {
+			c.Expect[v.Service] = seen[v.Service]
+			if seen[v.Service] != v.ID {
+				c.Set[v.Service] = v.ID
+			}
+		}
+		if len(c.Set) == 0 {
+			return store.Record{Env: env, Kind: "deploy", Switched: []store.Switch{}, After: fiat.Env{Name: env, Services: seen}}, nil
+		}
+		c.Versions = fresh
+		rec, err := d.commit(ctx, c, ready)
+		if !errors.Is(err, store.ErrConflict) || attempt == maxConflicts {
+			return rec, err
+		}
+		now, err2 := d.store.Env(ctx, env)
+		if err2 != nil && !errors.Is(err2, store.ErrNotFound) {
+			return rec, err2
+		}
+		for _, v := range versions {
+			if at := now.Services[v.Service]; at != seen[v.Service] && at != v.ID {
+				return rec, fmt.Errorf("%w; this deploy changed nothing: deploy again to deploy over it", err)
+			}
+		}
+		seen = now.Services
+	}
+}
+
+// validate compiles, starts and tests each version, taking the modules it
+// does not change from the service's last validated version. It returns
+// the started versions, and every problem found.
+func (d *Deployer) validate(ctx context.Context, bundle project.Bundle, versions []*fiat.Version) (map[fiat.Hash]*script.App, fiat.Problems) {
 	ready := map[fiat.Hash]*script.App{}
 	var problems fiat.Problems
-	validated := make(chan struct{})
-	go func() {
-		defer close(validated)
-		for _, v := range c.Versions {
-			app, err := validate(ctx, v, d.latest[v.Service], d.logger)
-			if err != nil {
-				problems = append(problems, asProblems(bundle, v, err)...)
-				continue
-			}
-			ready[v.ID] = app
-			d.latest[v.Service] = app.Program()
+	for _, v := range versions {
+		d.latest.Lock()
+		previous := d.latest.programs[v.Service]
+		d.latest.Unlock()
+		app, err := validate(ctx, v, previous, d.logger)
+		if err != nil {
+			problems = append(problems, asProblems(bundle, v, err)...)
+			continue
 		}
-	}()
-	pending, err := d.store.Begin(ctx, c)
-	<-validated
-	if err == nil {
-		defer pending.Abort()
+		ready[v.ID] = app
+		d.latest.Lock()
+		d.latest.programs[v.Service] = app.Program()
+		d.latest.Unlock()
 	}
-	switch {
-	case problems != nil:
-		return store.Record{}, nil, problems
-	case err != nil:
-		return store.Record{}, nil, err
-	}
-	if err := pending.Commit(); err != nil {
-		return store.Record{}, nil, err
-	}
-	return pending.Record(), ready, nil
+	return ready, problems
 }
 
 // validate compiles v, taking the modules it does not change from
@@ -250,6 +282,37 @@ func asProblems(bundle project.Bundle, v *fiat.Version, err error) fiat.Problems
 	return out
 }
 
+// commit applies c and switches the router to it. The versions c stores
+// start with the handlers in ready, if any, else on their first request.
+func (d *Deployer) commit(ctx context.Context, c store.Change, ready map[fiat.Hash]*script.App) (store.Record, error) {
+	d.switching.Lock()
+	defer d.switching.Unlock()
+	rec, err := d.store.Apply(ctx, c)
+	if err != nil {
+		return store.Record{}, err
+	}
+	for _, v := range c.Versions {
+		var h http.Handler
+		if app := ready[v.ID]; app != nil {
+			h = app
+		}
+		d.router.AddVersion(v.ID, v.Service, h)
+	}
+	if c.Delete {
+		err = d.router.SetEnvs(nil, c.Env)
+	} else {
+		err = d.router.SetEnvs([]fiat.Env{rec.After})
+	}
+	if err != nil {
+		// The change is durable; what the router lacks is in the store.
+		d.logger.Error("the router refused a committed change: reloading the store's state", "env", c.Env, "record", rec.ID, "err", err)
+		if err := d.reload(ctx); err != nil {
+			return store.Record{}, fmt.Errorf("change %d to env %s is committed but not served yet: %w (restart fiat serve to serve it)", rec.ID, c.Env, err)
+		}
+	}
+	return rec, nil
+}
+
 // cachePrograms keeps the compiled programs of new versions on disk, so a
 // restart starts them without compiling. A failure only costs a compile later.
 func (d *Deployer) cachePrograms(fresh []*fiat.Version, ready map[fiat.Hash]*script.App) {
@@ -266,7 +329,8 @@ func (d *Deployer) Close() {
 }
 
 // Rollback points service in env back at the version it had before (to is
-// empty) or at the version whose hash starts with to.
+// empty) or at the version whose hash starts with to. It makes no env and
+// adds no service to one.
 func (d *Deployer) Rollback(ctx context.Context, env, service, to string) (Result, error) {
 	return d.change(ctx, "rollback", env, func() (store.Change, error) {
 		if to == "" {
@@ -279,21 +343,18 @@ func (d *Deployer) Rollback(ctx context.Context, env, service, to string) (Resul
 		if err != nil {
 			return store.Change{}, err
 		}
-		return store.Change{Env: env, Kind: "rollback", Set: map[string]fiat.Hash{service: id}}, nil
+		return store.Change{Env: env, Kind: "rollback", Set: map[string]fiat.Hash{service: id}, Existing: true}, nil
 	})
 }
 
 // Promote points every service of env to at the version it has in env from,
-// in one step.
+// in one step. Both envs must exist.
 func (d *Deployer) Promote(ctx context.Context, from, to string) (Result, error) {
 	if err := checkEnvName(from); err != nil {
 		return Result{}, err
 	}
 	return d.change(ctx, "promote", to, func() (store.Change, error) {
-		if _, ok := d.router.Env(to); !ok {
-			return store.Change{}, fmt.Errorf("%w: env %q does not exist: create it with `fiat env fork %s --from %s`", ErrInvalid, to, to, from)
-		}
-		return store.Change{Env: to, Kind: "promote", CopyFrom: from}, nil
+		return store.Change{Env: to, Kind: "promote", CopyFrom: from, Existing: true}, nil
 	})
 }
 
@@ -331,44 +392,41 @@ func (d *Deployer) switchEnv(ctx context.Context, env string, build func() (stor
 	if err := checkEnvName(env); err != nil {
 		return Result{}, err
 	}
-	d.mu.Lock()
-	defer d.mu.Unlock()
 	c, err := build()
 	if err != nil {
 		return Result{}, err
 	}
-	rec, err := store.Apply(ctx, d.store, c)
+	rec, err := d.commit(ctx, c, nil)
 	if err != nil {
 		return Result{}, err
 	}
-	if c.Delete {
-		err = d.router.SetEnvs(nil, env)
-	} else {
-		err = d.router.SetEnvs([]fiat.Env{rec.After})
-	}
-	if err != nil {
-		return Result{}, err
-	}
-	switched := map[string]bool{}
-	for _, s := range rec.Switched {
-		switched[s.Service] = true
-	}
-	res := Result{Env: env}
-	for _, service := range slices.Sorted(maps.Keys(rec.After.Services)) {
-		res.Services = append(res.Services, d.serviceResult(env, service, rec.After.Services[service], switched[service]))
-	}
+	res := d.result(rec, func(string) bool { return true })
 	res.DeployMS = millis(time.Since(began))
 	return res, nil
 }
 
-func (d *Deployer) serviceResult(env, service string, id fiat.Hash, changed bool) ServiceResult {
-	return ServiceResult{
-		Name:       service,
-		Version:    id,
-		Changed:    changed,
-		URL:        d.addresses.Service(service, env),
-		VersionURL: d.addresses.Version(service, id),
+// result describes the services of the env after rec that show says to,
+// marking those rec switched.
+func (d *Deployer) result(rec store.Record, show func(service string) bool) Result {
+	switched := map[string]bool{}
+	for _, s := range rec.Switched {
+		switched[s.Service] = true
 	}
+	res := Result{Env: rec.Env, Services: []ServiceResult{}}
+	for _, service := range slices.Sorted(maps.Keys(rec.After.Services)) {
+		if !show(service) {
+			continue
+		}
+		id := rec.After.Services[service]
+		res.Services = append(res.Services, ServiceResult{
+			Name:       service,
+			Version:    id,
+			Changed:    switched[service],
+			URL:        d.addresses.Service(service, rec.Env),
+			VersionURL: d.addresses.Version(service, id),
+		})
+	}
+	return res
 }
 
 func checkEnvName(name string) error {

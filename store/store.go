@@ -19,17 +19,22 @@ var (
 	ErrAmbiguous  = errors.New("ambiguous hash prefix")
 	ErrNoPrevious = errors.New("no previous version")
 	ErrEnvExists  = errors.New("env already exists")
+	// ErrConflict is a change whose Expect no longer holds: another
+	// change came first.
+	ErrConflict = errors.New("conflicting change")
+	// ErrStoreGone is every change once the store's file was deleted or
+	// replaced under the running server: a change written there would be
+	// lost.
+	ErrStoreGone = errors.New("the store's file was deleted or replaced")
 )
 
 // Store is fiat's durable state.
 type Store interface {
-	// Begin writes one change in a transaction that it leaves open: nothing
-	// is visible to reads or durable until the Pending commits, and an
-	// abort leaves the store as it was. A deploy validates its versions
-	// while the store writes them, and commits only if they pass. Changes
-	// are serialized: a Begin waits until the Pending before it is done,
-	// so end every Pending, and never Begin twice in one goroutine.
-	Begin(ctx context.Context, c Change) (Pending, error)
+	// Apply carries out c in one short transaction, and returns what it
+	// did once that is durable: it survives a crash or power loss. A
+	// change that fails changes nothing. Changes are serialized, so
+	// validate versions before, never inside, Apply.
+	Apply(ctx context.Context, c Change) (Record, error)
 	// State is everything the router needs to serve: every env's mapping
 	// and every version's metadata, without files.
 	State(ctx context.Context) (State, error)
@@ -44,30 +49,6 @@ type Store interface {
 	Close() error
 }
 
-// Pending is a change written but not yet committed.
-type Pending interface {
-	// Record is what the change does once committed.
-	Record() Record
-	// Commit makes the change visible and durable: once it returns nil
-	// the change survives a crash or power loss.
-	Commit() error
-	// Abort discards the change. After Commit it does nothing.
-	Abort()
-}
-
-// Apply writes c and commits it at once.
-func Apply(ctx context.Context, s Store, c Change) (Record, error) {
-	p, err := s.Begin(ctx, c)
-	if err != nil {
-		return Record{}, err
-	}
-	defer p.Abort()
-	if err := p.Commit(); err != nil {
-		return Record{}, err
-	}
-	return p.Record(), nil
-}
-
 // Change is one transaction against the store. Exactly one of its
 // operations (Set and Undo together count as one) is given.
 type Change struct {
@@ -78,7 +59,8 @@ type Change struct {
 	// Versions are stored if not already there (content-addressed, so
 	// storing an existing version again is a no-op).
 	Versions []*fiat.Version
-	// Set points services of Env at versions, creating Env if it is new.
+	// Set points services of Env at versions, creating Env if it is new
+	// (unless Existing).
 	Set map[string]fiat.Hash
 	// Undo points each named service of Env back at the version it had
 	// before its current one was set, stepping further back each time it is
@@ -89,8 +71,16 @@ type Change struct {
 	CopyFrom string
 	// Create requires Env to be new (ErrEnvExists otherwise).
 	Create bool
+	// Existing requires Env to exist, and every service that Set names to
+	// be in it already (ErrNotFound otherwise): a rollback or a promote
+	// never makes an env or a service.
+	Existing bool
 	// Delete removes Env and its mapping; history is kept.
 	Delete bool
+	// Expect, when not nil, is what the change was decided on: for each
+	// service named, the version Env must still point it at ("" for none).
+	// If any differs, nothing changes and the error wraps ErrConflict.
+	Expect map[string]fiat.Hash
 }
 
 // Record is what one change did.

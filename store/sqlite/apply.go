@@ -14,44 +14,33 @@ import (
 	"github.com/fiatdev/fiat/store"
 )
 
-// Begin writes c in a transaction on the writer's one connection, which
-// it holds until the Pending ends.
-func (db *DB) Begin(ctx context.Context, c store.Change) (store.Pending, error) {
+// Apply writes c in one IMMEDIATE transaction on the writer's one
+// connection, and commits it.
+func (db *DB) Apply(ctx context.Context, c store.Change) (store.Record, error) {
 	if err := check(c); err != nil {
-		return nil, err
+		return store.Record{}, err
+	}
+	if err := db.checkFile(); err != nil {
+		return store.Record{}, err
 	}
 	tx, err := db.writer.BeginTx(ctx, nil)
 	if err != nil {
-		return nil, err
+		return store.Record{}, err
 	}
+	defer tx.Rollback()
 	rec, err := apply(ctx, writeTx{tx, db.prepared}, c, time.Now().UTC())
 	if err != nil {
-		tx.Rollback()
-		return nil, err
+		return store.Record{}, err
 	}
-	return &pending{db: db, tx: tx, rec: rec}, nil
-}
-
-type pending struct {
-	db  *DB
-	tx  *sql.Tx
-	rec store.Record
-}
-
-func (p *pending) Record() store.Record { return p.rec }
-
-func (p *pending) Commit() error {
-	if err := p.tx.Commit(); err != nil {
-		return err
+	if err := tx.Commit(); err != nil {
+		return store.Record{}, err
 	}
 	select {
-	case p.db.committed <- struct{}{}:
+	case db.committed <- struct{}{}:
 	default: // checkpointWhenIdle has a wake-up pending already
 	}
-	return nil
+	return rec, nil
 }
-
-func (p *pending) Abort() { p.tx.Rollback() }
 
 // check refuses a change that is malformed whatever the store holds.
 func check(c store.Change) error {
@@ -71,6 +60,8 @@ func check(c store.Change) error {
 		return fmt.Errorf("change to env %q changes nothing", c.Env)
 	case c.Create && c.Delete:
 		return fmt.Errorf("change to env %q both creates and deletes it", c.Env)
+	case c.Existing && (c.Create || c.Delete):
+		return fmt.Errorf("change to env %q requires it to exist and also creates or deletes it", c.Env)
 	}
 	for _, v := range c.Versions {
 		if len(v.ID) != fiat.HashLen || !fiat.IsHashPrefix(string(v.ID)) {
@@ -97,7 +88,7 @@ type head struct {
 }
 
 func apply(ctx context.Context, tx writeTx, c store.Change, now time.Time) (store.Record, error) {
-	rec := store.Record{Env: c.Env, Kind: c.Kind, At: now}
+	rec := store.Record{Env: c.Env, Kind: c.Kind, At: now, Switched: []store.Switch{}}
 	if err := tx.QueryRowContext(ctx, insertRecord, c.Env, c.Kind, now.UnixNano()).Scan(&rec.ID); err != nil {
 		return rec, err
 	}
@@ -110,9 +101,14 @@ func apply(ctx context.Context, tx writeTx, c store.Change, now time.Time) (stor
 	if err != nil {
 		return rec, err
 	}
+	if err := expect(c, heads); err != nil {
+		return rec, err
+	}
 	switch {
 	case c.Create && exists:
 		return rec, fmt.Errorf("env %q: %w", c.Env, store.ErrEnvExists)
+	case c.Existing && !exists:
+		return rec, fmt.Errorf("env %q does not exist (`fiat env list` shows those that do): %w", c.Env, store.ErrNotFound)
 	case c.Delete:
 		rec.After = fiat.Env{Name: c.Env, Services: map[string]fiat.Hash{}}
 		return rec, deleteEnv(ctx, tx, c.Env, exists)
@@ -146,6 +142,25 @@ func apply(ctx context.Context, tx writeTx, c store.Change, now time.Time) (stor
 	return rec, nil
 }
 
+// expect checks that the env, whose heads are given, still holds what c
+// was decided on.
+func expect(c store.Change, heads map[string]head) error {
+	for _, service := range slices.Sorted(maps.Keys(c.Expect)) {
+		if now, want := heads[service].version, c.Expect[service]; now != want {
+			return fmt.Errorf("service %q in env %q is now at %s, not at %s as it was when this change was decided: %w",
+				service, c.Env, describe(now), describe(want), store.ErrConflict)
+		}
+	}
+	return nil
+}
+
+func describe(id fiat.Hash) string {
+	if id == "" {
+		return "no version"
+	}
+	return "version " + id.Short()
+}
+
 // storeVersion stores v unless a version with its id is stored already:
 // the id is the hash of the content, so that one is the same.
 func storeVersion(ctx context.Context, tx writeTx, v *fiat.Version, now time.Time) error {
@@ -177,7 +192,7 @@ func storeVersion(ctx context.Context, tx writeTx, v *fiat.Version, now time.Tim
 	return nil
 }
 
-// querier is what both writeTx and *sql.Tx offer, so Begin and the read
+// querier is what both writeTx and *sql.Tx offer, so Apply and the read
 // methods share reads.
 type querier interface {
 	QueryContext(ctx context.Context, query string, args ...any) (*sql.Rows, error)
@@ -248,8 +263,12 @@ func plan(ctx context.Context, tx writeTx, c store.Change, heads map[string]head
 			return nil, fmt.Errorf("version %s is a version of service %q, not of %q", id, of, service)
 		}
 		s := step{version: id}
-		if h, ok := heads[service]; ok {
+		h, ok := heads[service]
+		switch {
+		case ok:
 			s.backTo = sql.NullInt64{Int64: h.historyID, Valid: true}
+		case c.Existing && c.CopyFrom == "":
+			return nil, fmt.Errorf("service %q is not in env %q (`fiat env list` shows what is): %w", service, c.Env, store.ErrNotFound)
 		}
 		steps[service] = s
 	}

@@ -83,7 +83,7 @@ func versionInfos(ctx context.Context, tx *sql.Tx, query string, args ...any) ([
 	defer rows.Close()
 	var infos []store.VersionInfo
 	for rows.Next() {
-		var v store.VersionInfo
+		v := store.VersionInfo{Envs: []string{}}
 		var config []byte
 		var created int64
 		if err := rows.Scan(&v.ID, &v.Service, &config, &created); err != nil {

@@ -33,6 +33,10 @@ import (
 
 // DB is a store.Store in one SQLite file.
 type DB struct {
+	// path is the file, and file what it was when the store opened it: a
+	// file deleted or replaced under the store takes its writes with it.
+	path string
+	file os.FileInfo
 	// writer has a single connection, so changes in this process queue for
 	// it in Go rather than polling SQLite's write lock; its transactions
 	// begin IMMEDIATE, taking the write lock up front, so a transaction
@@ -115,6 +119,11 @@ func Open(path string) (*DB, error) {
 		writer.Close()
 		return nil, err
 	}
+	file, err := os.Stat(path)
+	if err != nil {
+		writer.Close()
+		return nil, err
+	}
 	readers := max(4, runtime.NumCPU())
 	reader.SetMaxOpenConns(readers)
 	reader.SetMaxIdleConns(readers)
@@ -126,6 +135,8 @@ func Open(path string) (*DB, error) {
 	}
 	checkpointer.SetMaxOpenConns(1)
 	db := &DB{
+		path:             path,
+		file:             file,
 		writer:           writer,
 		prepared:         prepared,
 		reader:           reader,
@@ -173,6 +184,17 @@ func (p persistWAL) Connect(ctx context.Context) (driver.Conn, error) {
 		return nil, fmt.Errorf("keep the WAL file: %w", err)
 	}
 	return conn, nil
+}
+
+// checkFile refuses changes once the store's file is not the one the store
+// opened: SQLite would go on writing to the open, deleted file, and every
+// change acknowledged from then on would be lost at the next restart.
+func (db *DB) checkFile() error {
+	now, err := os.Stat(db.path)
+	if err == nil && os.SameFile(now, db.file) {
+		return nil
+	}
+	return fmt.Errorf("%w: %s is no longer the file fiat opened, so changes are refused to keep them from being lost: restore the file and restart fiat serve", store.ErrStoreGone, db.path)
 }
 
 // checkpointWhenIdle checkpoints once no commit has come for

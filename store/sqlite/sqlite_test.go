@@ -47,7 +47,7 @@ func version(service, content string) *fiat.Version {
 
 func deploy(t testing.TB, db *DB, env string, v *fiat.Version) store.Record {
 	t.Helper()
-	rec, err := store.Apply(t.Context(), db, store.Change{Env: env, Kind: "deploy", Versions: []*fiat.Version{v}, Set: map[string]fiat.Hash{v.Service: v.ID}})
+	rec, err := db.Apply(t.Context(), store.Change{Env: env, Kind: "deploy", Versions: []*fiat.Version{v}, Set: map[string]fiat.Hash{v.Service: v.ID}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -129,7 +129,7 @@ func TestReopen(t *testing.T) {
 	for _, v := range []*fiat.Version{v1, v2, v3} {
 		deploy(t, db, fiat.Production, v)
 	}
-	if _, err := store.Apply(t.Context(), db, store.Change{Env: "staging", Kind: "fork", CopyFrom: fiat.Production, Create: true}); err != nil {
+	if _, err := db.Apply(t.Context(), store.Change{Env: "staging", Kind: "fork", CopyFrom: fiat.Production, Create: true}); err != nil {
 		t.Fatal(err)
 	}
 	before, err := db.State(t.Context())
@@ -154,7 +154,7 @@ func TestReopen(t *testing.T) {
 		t.Fatalf("Version after reopening = %+v, %v", got, err)
 	}
 	// The undo stack survives too.
-	rec, err := store.Apply(t.Context(), db, store.Change{Env: fiat.Production, Kind: "rollback", Undo: []string{"api"}})
+	rec, err := db.Apply(t.Context(), store.Change{Env: fiat.Production, Kind: "rollback", Undo: []string{"api"}})
 	if err != nil || rec.After.Services["api"] != v2.ID {
 		t.Fatalf("undo after reopening = %+v, %v; want api at %s", rec, err, v2.ID)
 	}
@@ -283,5 +283,36 @@ func deployUntilKilled(t *testing.T, path string) {
 	for i := 0; ; i++ {
 		rec := deploy(t, db, fiat.Production, version("api", fmt.Sprintf("%d-%d", os.Getpid(), i)))
 		fmt.Printf("%d %s\n", rec.ID, rec.After.Services["api"])
+	}
+}
+
+// TestRefusesChangesOnceFileIsGone checks that a store whose file was
+// deleted or replaced under it refuses changes instead of acknowledging
+// changes that would vanish at the next restart.
+func TestRefusesChangesOnceFileIsGone(t *testing.T) {
+	for name, swap := range map[string]func(path string) error{
+		"deleted": os.Remove,
+		"replaced": func(path string) error {
+			other := filepath.Join(filepath.Dir(path), "other.db")
+			o := open(t, other)
+			deploy(t, o, fiat.Production, version("api", "other"))
+			o.Close()
+			return os.Rename(other, path)
+		},
+	} {
+		t.Run(name, func(t *testing.T) {
+			path := filepath.Join(t.TempDir(), "fiat.db")
+			db := open(t, path)
+			defer db.Close()
+			deploy(t, db, fiat.Production, version("api", "1"))
+			if err := swap(path); err != nil {
+				t.Fatal(err)
+			}
+			v2 := version("api", "2")
+			_, err := db.Apply(t.Context(), store.Change{Env: fiat.Production, Kind: "deploy", Versions: []*fiat.Version{v2}, Set: map[string]fiat.Hash{"api": v2.ID}})
+			if !errors.Is(err, store.ErrStoreGone) || !strings.Contains(err.Error(), path) || !strings.Contains(err.Error(), "restart") {
+				t.Fatalf("Apply after the file was %s: %v, want ErrStoreGone naming %s and what to do", name, err, path)
+			}
+		})
 	}
 }

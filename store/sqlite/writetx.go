@@ -32,7 +32,7 @@ func prepare(ctx context.Context, db *sql.DB) (map[string]*sql.Stmt, error) {
 	return prepared, nil
 }
 
-// writeTx is the transaction of Begin. It runs a query through its prepared
+// writeTx is the transaction of Apply. It runs a query through its prepared
 // statement if there is one, and prepares it afresh otherwise.
 type writeTx struct {
 	tx       *sql.Tx

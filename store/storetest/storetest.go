@@ -48,7 +48,8 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 		{"Delete", testDelete},
 		{"SetUnknownVersion", testSetUnknownVersion},
 		{"FailedApplyChangesNothing", testFailedApplyChangesNothing},
-		{"Pending", testPending},
+		{"Expect", testExpect},
+		{"Existing", testExisting},
 		{"Concurrent", testConcurrent},
 	}
 	for _, tt := range tests {
@@ -91,7 +92,7 @@ func withID(v *fiat.Version, prefix string, fill byte) *fiat.Version {
 
 func apply(t *testing.T, s store.Store, c store.Change) store.Record {
 	t.Helper()
-	rec, err := store.Apply(t.Context(), s, c)
+	rec, err := s.Apply(t.Context(), c)
 	if err != nil {
 		t.Fatalf("Apply(%+v): %v", c, err)
 	}
@@ -118,7 +119,7 @@ func undo(t *testing.T, s store.Store, env string, services ...string) store.Rec
 func refused(t *testing.T, s store.Store, c store.Change, want error) {
 	t.Helper()
 	before := state(t, s)
-	_, err := store.Apply(t.Context(), s, c)
+	_, err := s.Apply(t.Context(), c)
 	switch {
 	case err == nil:
 		t.Fatalf("Apply(%+v) succeeded, want an error", c)
@@ -591,43 +592,51 @@ func testFailedApplyChangesNothing(t *testing.T, s store.Store) {
 	wantEnv(t, s, production, map[string]fiat.Hash{"api": api2.ID, "web": web1.ID})
 }
 
-// testPending checks a change between Begin and its end: invisible to
-// reads, gone without a trace when aborted, visible once committed.
-func testPending(t *testing.T, s store.Store) {
+// testExpect checks that a change decided on what an env held is refused,
+// changing nothing, once the env holds something else.
+func testExpect(t *testing.T, s store.Store) {
+	api1, api2, api3 := newVersion("api", "1", nil), newVersion("api", "2", nil), newVersion("api", "3", nil)
+	web1 := newVersion("web", "1", nil)
+	deploy(t, s, production, api1, web1)
+	// Decided when api was at api1; a rollout of api2 came first.
+	deploy(t, s, production, api2)
+	refused(t, s, store.Change{Env: production, Kind: "deploy", Versions: []*fiat.Version{api3},
+		Set: map[string]fiat.Hash{"api": api3.ID}, Expect: map[string]fiat.Hash{"api": api1.ID}}, store.ErrConflict)
+	// A service expected absent that is there.
+	refused(t, s, store.Change{Env: production, Kind: "deploy", Versions: []*fiat.Version{api3},
+		Set: map[string]fiat.Hash{"api": api3.ID}, Expect: map[string]fiat.Hash{"api": ""}}, store.ErrConflict)
+	// An expectation about a service the change does not set counts too.
+	refused(t, s, store.Change{Env: production, Kind: "deploy", Versions: []*fiat.Version{api3},
+		Set: map[string]fiat.Hash{"api": api3.ID}, Expect: map[string]fiat.Hash{"api": api2.ID, "web": ""}}, store.ErrConflict)
+	// An env expected empty that another change made.
+	deploy(t, s, staging, api1)
+	refused(t, s, store.Change{Env: staging, Kind: "deploy", Versions: []*fiat.Version{api3},
+		Set: map[string]fiat.Hash{"api": api3.ID}, Expect: map[string]fiat.Hash{"api": ""}}, store.ErrConflict)
+
+	rec := apply(t, s, store.Change{Env: production, Kind: "deploy", Versions: []*fiat.Version{api3},
+		Set: map[string]fiat.Hash{"api": api3.ID}, Expect: map[string]fiat.Hash{"api": api2.ID, "web": web1.ID, "db": ""}})
+	wantSwitched(t, rec, store.Switch{Service: "api", From: api2.ID, To: api3.ID})
+	wantEnv(t, s, production, map[string]fiat.Hash{"api": api3.ID, "web": web1.ID})
+}
+
+// testExisting checks that a change requiring its env and services to
+// exist makes neither.
+func testExisting(t *testing.T, s store.Store) {
 	api1, api2 := newVersion("api", "1", nil), newVersion("api", "2", nil)
-	deploy(t, s, production, api1)
-	before := state(t, s)
-	change := store.Change{Env: production, Kind: "deploy", Versions: []*fiat.Version{api2}, Set: map[string]fiat.Hash{"api": api2.ID}}
-
-	p, err := s.Begin(t.Context(), change)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if got := p.Record().After.Services["api"]; got != api2.ID {
-		t.Errorf("pending Record().After has api at %q, want %q", got, api2.ID)
-	}
-	if now := state(t, s); !reflect.DeepEqual(now, before) {
-		t.Errorf("a pending change is visible to reads:\nbefore: %+v\nnow:    %+v", before, now)
-	}
-	p.Abort()
-	if now := state(t, s); !reflect.DeepEqual(now, before) {
-		t.Errorf("an aborted change changed the state:\nbefore: %+v\nafter:  %+v", before, now)
-	}
-	if _, err := s.Version(t.Context(), api2.ID); !errors.Is(err, store.ErrNotFound) {
-		t.Errorf("an aborted change stored its version: Version = %v", err)
-	}
-
-	// Aborting let go of the store: the same change begins again.
-	p, err = s.Begin(t.Context(), change)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := p.Commit(); err != nil {
-		t.Fatal(err)
-	}
-	p.Abort() // does nothing after Commit
-	wantEnv(t, s, production, map[string]fiat.Hash{"api": api2.ID})
-	wantVersion(t, s, api2)
+	web1 := newVersion("web", "1", nil)
+	deploy(t, s, production, api1, api2)
+	deploy(t, s, staging, web1)
+	refused(t, s, store.Change{Env: "nowhere", Kind: "rollback", Existing: true, Set: map[string]fiat.Hash{"api": api1.ID}}, store.ErrNotFound)
+	wantNoEnv(t, s, "nowhere")
+	refused(t, s, store.Change{Env: staging, Kind: "rollback", Existing: true, Set: map[string]fiat.Hash{"api": api1.ID}}, store.ErrNotFound)
+	refused(t, s, store.Change{Env: "nowhere", Kind: "promote", Existing: true, CopyFrom: production}, store.ErrNotFound)
+	wantNoEnv(t, s, "nowhere")
+	rec := apply(t, s, store.Change{Env: production, Kind: "rollback", Existing: true, Set: map[string]fiat.Hash{"api": api1.ID}})
+	wantSwitched(t, rec, store.Switch{Service: "api", From: api2.ID, To: api1.ID})
+	// A promote may bring services new to the env: only the env must exist.
+	rec = apply(t, s, store.Change{Env: staging, Kind: "promote", Existing: true, CopyFrom: production})
+	wantSwitched(t, rec, store.Switch{Service: "api", To: api1.ID})
+	refused(t, s, store.Change{Env: staging, Kind: "fork", Existing: true, Create: true, CopyFrom: production}, nil)
 }
 
 // testConcurrent deploys from several goroutines while others read, and
@@ -644,7 +653,7 @@ func testConcurrent(t *testing.T, s store.Store) {
 			for i := range deploys {
 				v := newVersion(service, fmt.Sprint(i), nil)
 				for _, env := range []string{production, env} {
-					rec, err := store.Apply(t.Context(), s, store.Change{Env: env, Kind: "deploy", Versions: []*fiat.Version{v}, Set: map[string]fiat.Hash{service: v.ID}})
+					rec, err := s.Apply(t.Context(), store.Change{Env: env, Kind: "deploy", Versions: []*fiat.Version{v}, Set: map[string]fiat.Hash{service: v.ID}})
 					if err != nil {
 						t.Errorf("Apply: %v", err)
 						return
