@@ -1,19 +1,34 @@
-package bench
+package bench_test
 
 import (
 	"io"
+	"os"
 	"testing"
 	"time"
+
+	"github.com/fiatdev/fiat/bench"
+	"github.com/fiatdev/fiat/cli"
 )
+
+// TestMain lets the test binary act as the fiat command, which the bench
+// runs as `fiat serve` and `fiat deploy`.
+func TestMain(m *testing.M) {
+	if os.Getenv("FIAT_BENCH_TEST_IS_FIAT") != "" {
+		os.Exit(cli.Main(os.Args[1:], os.Stdout, os.Stderr))
+	}
+	os.Exit(m.Run())
+}
 
 // TestRun runs a small bench end to end, so that `fiat bench` keeps
 // working: every part measures something, and the restarted server wakes
 // every version deployed.
 func TestRun(t *testing.T) {
+	t.Setenv("FIAT_BENCH_TEST_IS_FIAT", "1")
 	const deploys = 5
-	rep, err := Run(t.Context(), Options{
+	rep, err := bench.Run(t.Context(), bench.Options{
 		Dir:         t.TempDir(),
 		Deploys:     deploys,
+		Fiat:        os.Args[0],
 		Duration:    100 * time.Millisecond,
 		Concurrency: 2,
 		Progress:    io.Discard,
@@ -21,8 +36,13 @@ func TestRun(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if rep.Deploy.N != deploys || rep.Deploy.P50 <= 0 {
-		t.Errorf("deploys: %+v, want %d timed", rep.Deploy, deploys)
+	for name, d := range map[string]bench.Distribution{"server-side deploys": rep.Deploy, "fiat deploy runs": rep.CLIDeploy, "commits": rep.Commit} {
+		if d.N != deploys || d.P50 <= 0 {
+			t.Errorf("%s: %+v, want %d timed", name, d, deploys)
+		}
+	}
+	if rep.DeployPerCommit <= 0 || rep.CLIDeploy.P50 < rep.Deploy.P50 {
+		t.Errorf("deploy/commit ratio %.2f, CLI p50 %.2f ms < server p50 %.2f ms", rep.DeployPerCommit, rep.CLIDeploy.P50, rep.Deploy.P50)
 	}
 	if rep.PlainHandler.Requests == 0 || rep.ScriptRoute.Requests == 0 {
 		t.Errorf("request loads: plain %+v, script %+v; want requests in both", rep.PlainHandler, rep.ScriptRoute)

@@ -1,37 +1,91 @@
 package bench
 
 import (
+	"bytes"
 	"context"
+	"encoding/json"
 	"fmt"
 	"io"
 	"net"
 	"net/http"
 	"os"
 	"os/exec"
+	"path/filepath"
+	"strings"
 	"sync"
+	"syscall"
 	"time"
 
-	"github.com/fiatdev/fiat/server"
+	"github.com/fiatdev/fiat/deploy"
+	"github.com/fiatdev/fiat/store"
+	"github.com/fiatdev/fiat/store/sqlite"
 )
 
-// cliDeploys times `fiat deploy` as a user runs it: a new process each time,
-// CLI start included.
-func cliDeploys(ctx context.Context, srv *server.Server, fiatBinary, dir string, n int) (Distribution, error) {
-	var ms []float64
-	for i := range n {
-		if err := change(dir, 100000+i); err != nil {
-			return Distribution{}, err
-		}
-		cmd := exec.CommandContext(ctx, fiatBinary, "deploy", dir, "--json")
-		cmd.Env = append(os.Environ(), "FIAT_SERVER=http://"+srv.Admin.String(), "FIAT_TOKEN="+srv.Token)
-		began := time.Now()
-		out, err := cmd.CombinedOutput()
-		if err != nil {
-			return Distribution{}, fmt.Errorf("fiat deploy: %v\n%s", err, out)
-		}
-		ms = append(ms, millis(time.Since(began)))
+// deploys starts `fiat serve` as a process of its own and runs `fiat
+// deploy` n times against it, one at a time, as a user does. After each, it
+// times one durable commit of a small change to a store of its own in the
+// same directory, so that deploys compare with what the disk allows in the
+// same run. It returns the server's own time of each deploy, the CLI's
+// whole run, and the commits.
+func deploys(ctx context.Context, opts Options, dir, data string) (server, cli, commit Distribution, err error) {
+	serve := exec.CommandContext(ctx, opts.Fiat, "serve", "--json", "--listen", "127.0.0.1:0", "--admin", "127.0.0.1:0", "--data", data)
+	var log bytes.Buffer
+	serve.Stderr = &log
+	stdout, err := serve.StdoutPipe()
+	if err != nil {
+		return server, cli, commit, err
 	}
-	return distribution(ms), nil
+	if err := serve.Start(); err != nil {
+		return server, cli, commit, err
+	}
+	defer func() {
+		serve.Process.Signal(syscall.SIGTERM)
+		serve.Wait()
+	}()
+	var serving struct {
+		Admin     string `json:"admin"`
+		TokenPath string `json:"token_path"`
+	}
+	if err := json.NewDecoder(stdout).Decode(&serving); err != nil {
+		serve.Process.Kill()
+		serve.Wait()
+		return server, cli, commit, fmt.Errorf("fiat serve did not start: %v\n%s", err, log.Bytes())
+	}
+	token, err := os.ReadFile(serving.TokenPath)
+	if err != nil {
+		return server, cli, commit, err
+	}
+	db, err := sqlite.Open(filepath.Join(opts.Dir, "commits.db"))
+	if err != nil {
+		return server, cli, commit, err
+	}
+	defer db.Close()
+	var deploys, whole, commits []float64
+	for i := range opts.Deploys {
+		if err := change(dir, i); err != nil {
+			return server, cli, commit, err
+		}
+		cmd := exec.CommandContext(ctx, opts.Fiat, "deploy", dir, "--json")
+		cmd.Env = append(os.Environ(), "FIAT_SERVER="+serving.Admin, "FIAT_TOKEN="+strings.TrimSpace(string(token)))
+		began := time.Now()
+		out, err := cmd.Output()
+		took := time.Since(began)
+		var res deploy.Result
+		if err == nil {
+			err = json.Unmarshal(out, &res)
+		}
+		if err != nil || len(res.Services) != 1 || !res.Services[0].Changed {
+			return server, cli, commit, fmt.Errorf("fiat deploy %d: %v\n%s", i, err, out)
+		}
+		deploys, whole = append(deploys, res.DeployMS), append(whole, millis(took))
+
+		began = time.Now()
+		if _, err := db.Apply(ctx, store.Change{Env: fmt.Sprintf("commit-%d", i), Kind: "bench", Create: true}); err != nil {
+			return server, cli, commit, err
+		}
+		commits = append(commits, millis(time.Since(began)))
+	}
+	return distribution(deploys), distribution(whole), distribution(commits), nil
 }
 
 func millis(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
