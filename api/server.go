@@ -100,8 +100,10 @@ func ErrorOf(err error) *Error {
 		return &Error{Status: http.StatusBadRequest, Message: err.Error()}
 	case errors.Is(err, store.ErrNotFound):
 		return &Error{Status: http.StatusNotFound, Message: err.Error()}
-	case errors.Is(err, store.ErrNoPrevious), errors.Is(err, store.ErrEnvExists):
+	case errors.Is(err, store.ErrNoPrevious), errors.Is(err, store.ErrEnvExists), errors.Is(err, store.ErrConflict):
 		return &Error{Status: http.StatusConflict, Message: err.Error()}
+	case errors.Is(err, store.ErrStoreGone):
+		return &Error{Status: http.StatusServiceUnavailable, Message: err.Error()}
 	case errors.Is(err, context.Canceled):
 		return &Error{Status: 499, Message: "request canceled"}
 	}
