@@ -42,7 +42,7 @@ func (c *cli) benchCmd() *cobra.Command {
 	}
 	f := cmd.Flags()
 	f.IntVar(&opts.Deploys, "deploys", opts.Deploys, "server-side deploys to time")
-	f.IntVar(&opts.CLIDeploys, "cli-deploys", opts.CLIDeploys, "`fiat deploy` runs to time")
+	f.IntVar(&opts.CLIDeploys, "cli-deploys", opts.CLIDeploys, "runs of the fiat deploy command to time, end to end")
 	f.DurationVar(&opts.Duration, "duration", opts.Duration, "length of each request load")
 	f.IntVar(&opts.Concurrency, "concurrency", opts.Concurrency, "concurrent clients of each request load")
 	f.StringVar(&opts.Dir, "dir", "", "where to make the scratch directory (default: the system's temp dir)")

@@ -1,0 +1,6 @@
+//go:build !unix
+
+package server
+
+// openFileLimit is a guess where there is no RLIMIT_NOFILE to read.
+func openFileLimit() int { return 1 << 13 }
