@@ -65,21 +65,28 @@ func newHTTPServer(h http.Handler, t Timeouts, maxHeader int, errorLog *log.Logg
 // handler computes, the connection has no deadline: a read deadline
 // expiring then would cancel the request's context.
 func withDeadlines(h http.Handler, t Timeouts) http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		rc := http.NewResponseController(w)
-		// The previous response on this connection left its deadline.
-		rc.SetWriteDeadline(time.Time{})
-		d := requestDeadlines.Get().(*deadlines)
-		d.writer = deadlineWriter{ResponseWriter: w, timeout: t.Write}
-		if r.Body != nil && r.Body != http.NoBody {
-			rc.SetReadDeadline(time.Now().Add(t.Body))
-			d.body = deadlineBody{ReadCloser: r.Body, w: w}
-			r.Body = &d.body
-		}
-		h.ServeHTTP(&d.writer, r)
-		*d = deadlines{}
-		requestDeadlines.Put(d)
-	})
+	return &deadlineHandler{next: h, timeouts: t}
+}
+
+type deadlineHandler struct {
+	next     http.Handler
+	timeouts Timeouts
+}
+
+func (h *deadlineHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	rc := http.NewResponseController(w)
+	// The previous response on this connection left its deadline.
+	rc.SetWriteDeadline(time.Time{})
+	d := requestDeadlines.Get().(*deadlines)
+	d.writer = deadlineWriter{ResponseWriter: w, timeout: h.timeouts.Write}
+	if r.Body != nil && r.Body != http.NoBody {
+		rc.SetReadDeadline(time.Now().Add(h.timeouts.Body))
+		d.body = deadlineBody{ReadCloser: r.Body, w: w}
+		r.Body = &d.body
+	}
+	h.next.ServeHTTP(&d.writer, r)
+	*d = deadlines{}
+	requestDeadlines.Put(d)
 }
 
 // deadlines is what withDeadlines wraps a request in, pooled so that
