@@ -139,7 +139,7 @@ func (s *server) deploy(r *http.Request) (any, error) {
 	if err != nil {
 		return nil, err
 	}
-	return result(s.cfg.Deployer.Deploy(r.Context(), name, bundle))
+	return s.cfg.Deployer.Deploy(r.Context(), name, bundle)
 }
 
 // envField is the env that an optional field or parameter names:
@@ -156,26 +156,8 @@ func envField(field string, env *string) (string, error) {
 	return *env, nil
 }
 
-// result makes a change's result encode its services as a list, never as
-// null, for clients that iterate it without checking.
-func result(res deploy.Result, err error) (any, error) {
-	if err != nil {
-		return nil, err
-	}
-	if res.Services == nil {
-		res.Services = []deploy.ServiceResult{}
-	}
-	return res, nil
-}
-
 func (s *server) envs(r *http.Request) (any, error) {
-	envs := s.cfg.Deployer.Envs()
-	for i := range envs {
-		if envs[i].Services == nil {
-			envs[i].Services = map[string]fiat.Hash{}
-		}
-	}
-	return envs, nil
+	return s.cfg.Deployer.Envs(), nil
 }
 
 // ForkRequest creates env Name from env From (production if nil).
@@ -193,7 +175,7 @@ func (s *server) fork(r *http.Request) (any, error) {
 	if err != nil {
 		return nil, err
 	}
-	return result(s.cfg.Deployer.Fork(r.Context(), req.Name, from))
+	return s.cfg.Deployer.Fork(r.Context(), req.Name, from)
 }
 
 func (s *server) deleteEnv(r *http.Request) (any, error) {
@@ -219,7 +201,7 @@ func (s *server) promote(r *http.Request) (any, error) {
 	if err != nil {
 		return nil, err
 	}
-	return result(s.cfg.Deployer.Promote(r.Context(), req.From, to))
+	return s.cfg.Deployer.Promote(r.Context(), req.From, to)
 }
 
 func (s *server) versions(r *http.Request) (any, error) {
@@ -233,6 +215,7 @@ func (s *server) versions(r *http.Request) (any, error) {
 	}
 	for i := range versions {
 		if versions[i].Envs == nil {
+			// A list, never null, for clients that iterate it without checking.
 			versions[i].Envs = []string{}
 		}
 	}
@@ -263,7 +246,7 @@ func (s *server) rollback(r *http.Request) (any, error) {
 			return nil, &Error{Status: http.StatusBadRequest, Message: "to is empty: give 8 or more characters of the hash of the version to go to, or leave to out to go back one version"}
 		}
 	}
-	return result(s.cfg.Deployer.Rollback(r.Context(), env, r.PathValue("service"), to))
+	return s.cfg.Deployer.Rollback(r.Context(), env, r.PathValue("service"), to)
 }
 
 func decode(r *http.Request, v any) error {

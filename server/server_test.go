@@ -87,6 +87,11 @@ func (n *node) fiat(args ...string) (code int, stdout, stderr string) {
 	n.t.Helper()
 	n.t.Setenv("FIAT_TOKEN", n.srv.Token)
 	n.t.Setenv("FIAT_SERVER", "http://"+n.srv.Admin.String())
+	return runFiat(args...)
+}
+
+// runFiat runs the CLI in-process with the environment as it is.
+func runFiat(args ...string) (code int, stdout, stderr string) {
 	var out, errOut bytes.Buffer
 	code = cli.Main(args, &out, &errOut)
 	return code, out.String(), errOut.String()
