@@ -44,7 +44,7 @@ func setMemoryLimit(spec string, given bool) (memoryLimit, error) {
 		return memoryLimit{}, fmt.Errorf("--memory-limit %q: %w: give a size like 2GiB, a share of the memory like 75%%, or off", spec, err)
 	}
 	debug.SetMemoryLimit(limit)
-	return memoryLimit{Bytes: limit, From: from}, nil
+	return memoryLimit{Bytes: debug.SetMemoryLimit(-1), From: from}, nil
 }
 
 func parseMemoryLimit(spec string) (limit int64, from string, err error) {
