@@ -114,13 +114,13 @@ func (c *cli) token(saved login, savedPath string) (string, error) {
 		c.tokenFrom = local
 		return readToken(local, local)
 	}
-	return "", fmt.Errorf("no admin token for %s: FIAT_TOKEN and FIAT_TOKEN_FILE are not set, `fiat login` saved none for this server in %s, and there is no %s here. %s",
+	return "", fmt.Errorf("no admin token for %s: FIAT_TOKEN and FIAT_TOKEN_FILE are not set, `fiat login` saved none for this server in %s, and there is no %s here; %s",
 		c.server, savedPath, local, tokenHelp(c.server))
 }
 
 // tokenHelp says how to give the CLI the token of the server at addr.
 func tokenHelp(addr string) string {
-	return fmt.Sprintf("The token is in the server's <data>/%s (`fiat serve` says where): run `fiat login %s` and paste it, or set FIAT_TOKEN_FILE to that file", server.TokenFile, addr)
+	return fmt.Sprintf("the token is in the server's <data>/%s (`fiat serve` says where): run `fiat login %s` and paste it, or set FIAT_TOKEN_FILE to that file", server.TokenFile, addr)
 }
 
 func readToken(path, name string) (string, error) {
