@@ -12,7 +12,7 @@ import (
 	"path/filepath"
 	"strings"
 
-	"github.com/google/renameio/v2"
+	"github.com/google/renameio/v2/maybe"
 	"github.com/spf13/cobra"
 	"golang.org/x/term"
 
@@ -206,7 +206,8 @@ func (c *cli) askToken(file, addr string) (string, error) {
 	return token, nil
 }
 
-// saveLogin writes the user's config, readable only by them, in one step.
+// saveLogin writes the user's config, readable only by them, in one step
+// where renames are atomic.
 func saveLogin(l login) (string, error) {
 	path, err := loginPath()
 	if err != nil {
@@ -216,10 +217,18 @@ func saveLogin(l login) (string, error) {
 	if err != nil {
 		return "", err
 	}
-	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
+	dir := filepath.Dir(path)
+	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return "", fmt.Errorf("cannot save the login: %w", err)
 	}
-	if err := renameio.WriteFile(path, append(data, '\n'), 0o600, renameio.WithStaticPermissions(0o600)); err != nil {
+	// An older file keeps its mode through the write: make it private first.
+	if err := os.Chmod(dir, 0o700); err != nil {
+		return "", fmt.Errorf("cannot save the login: %w", err)
+	}
+	if err := os.Chmod(path, 0o600); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return "", fmt.Errorf("cannot save the login: %w", err)
+	}
+	if err := maybe.WriteFile(path, append(data, '\n'), 0o600); err != nil {
 		return "", fmt.Errorf("cannot save the login: %w", err)
 	}
 	return path, nil

@@ -92,6 +92,9 @@ func TestCLIFindsTheToken(t *testing.T) {
 	if _, err := os.Stat(saved); err == nil {
 		t.Fatal("login saved a token the server refused")
 	}
+	// A config someone made readable by all is made private.
+	os.MkdirAll(filepath.Dir(saved), 0o755)
+	os.WriteFile(saved, []byte("{}"), 0o644)
 	if code, out, errOut := runFiat("login", admin, "--token-file", n.srv.TokenPath); code != 0 || !strings.Contains(out, saved) {
 		t.Fatalf("login: exit %d\n%s%s", code, out, errOut)
 	}

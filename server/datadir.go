@@ -10,7 +10,7 @@ import (
 	"path/filepath"
 	"strings"
 
-	"github.com/google/renameio/v2"
+	"github.com/google/renameio/v2/maybe"
 )
 
 // makePrivate makes the data dir and everything in it readable by this
@@ -57,7 +57,8 @@ func createPrivate(path string) error {
 // adminToken reads the admin token, creating it (readable only by its
 // owner) on first start. It is written to a temporary file and renamed into
 // place, so that a crash or a full disk leaves either no token or a whole
-// one, never a torn one that the CLI would then send.
+// one, never a torn one that the CLI would then send (where renames are
+// atomic: not on Windows).
 func adminToken(path string) (token string, created bool, err error) {
 	data, err := os.ReadFile(path)
 	if err == nil {
@@ -72,22 +73,12 @@ func adminToken(path string) (token string, created bool, err error) {
 	raw := make([]byte, 32)
 	rand.Read(raw)
 	token = hex.EncodeToString(raw)
-	dir := filepath.Dir(path)
-	err = renameio.WriteFile(path, []byte(token+"\n"), 0o600, renameio.WithStaticPermissions(0o600), renameio.WithTempDir(dir))
+	err = maybe.WriteFile(path, []byte(token+"\n"), 0o600)
 	if err == nil {
-		err = syncDir(dir)
+		err = syncDir(filepath.Dir(path))
 	}
 	if err != nil {
 		return "", false, fmt.Errorf("cannot create admin token: %w", err)
 	}
 	return token, true, nil
-}
-
-// syncDir makes a rename in dir durable.
-func syncDir(dir string) error {
-	d, err := os.Open(dir)
-	if err != nil {
-		return err
-	}
-	return errors.Join(d.Sync(), d.Close())
 }

@@ -178,7 +178,7 @@ func Start(ctx context.Context, cfg Config) (_ *Server, err error) {
 	}), cfg.Timeouts, cfg.MaxHeader, errorLog)
 	go func() { s.serveErr <- s.public.Serve(publicLn) }()
 	go func() { s.serveErr <- s.admin.Serve(adminLn) }()
-	go s.watchLock(lock, cfg.LockCheck, cfg.Logger)
+	go s.watchLock(lock, cfg.LockCheck, cfg.Logger.With("data", cfg.Data))
 	return s, nil
 }
 
@@ -196,12 +196,12 @@ func (s *Server) watchLock(lock *dataLock, interval time.Duration, logger *slog.
 		}
 		retaken, err := lock.check()
 		if err != nil {
-			logger.Error("LOST THE DATA DIR'S LOCK: stopping, so that two servers do not share one data dir; find what deletes files in the data dir", "path", lock.path, "err", err)
+			logger.Error("LOST THE DATA DIR'S LOCK: stopping, so that two servers do not share one data dir; find what deletes files in the data dir", "err", err)
 			s.serveErr <- err
 			return
 		}
 		if retaken {
-			logger.Error("THE DATA DIR'S LOCK FILE WAS DELETED under this running server: locked a new one; find what deletes files in the data dir", "path", lock.path)
+			logger.Error("THE DATA DIR'S LOCK FILE WAS DELETED under this running server: locked a new one; find what deletes files in the data dir")
 		}
 	}
 }

@@ -2,7 +2,11 @@
 
 package server
 
-import "syscall"
+import (
+	"errors"
+	"os"
+	"syscall"
+)
 
 // openFileLimit is how many files this process may have open. Go raises
 // the soft limit to the hard one at start, so the soft one is what holds.
@@ -12,4 +16,13 @@ func openFileLimit() int {
 		return 1 << 20
 	}
 	return int(rl.Cur)
+}
+
+// syncDir makes a rename in dir durable.
+func syncDir(dir string) error {
+	d, err := os.Open(dir)
+	if err != nil {
+		return err
+	}
+	return errors.Join(d.Sync(), d.Close())
 }
