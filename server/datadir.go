@@ -17,9 +17,6 @@ import (
 // user only, whatever created them and with what modes: it holds the admin
 // token, and the store and the cache hold the code of every service.
 func makePrivate(dir string) error {
-	if err := os.MkdirAll(dir, 0o700); err != nil {
-		return fmt.Errorf("cannot create data dir: %w", err)
-	}
 	if err := os.Chmod(dir, 0o700); err != nil {
 		return fmt.Errorf("cannot make data dir %s private: %w", dir, err)
 	}

@@ -44,7 +44,8 @@ type Config struct {
 	// and the admin port, so that a flood of one cannot take the file
 	// descriptors the other needs. 0 takes DefaultConns.
 	MaxConns, MaxAdminConns int
-	Timeouts                Timeouts
+	// Timeouts bound the connections of both ports.
+	Timeouts Timeouts
 	// LockCheck is how often the server makes sure it still holds the
 	// data dir's lock file.
 	LockCheck time.Duration
@@ -101,11 +102,8 @@ func Start(ctx context.Context, cfg Config) (_ *Server, err error) {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
 	}
-	if cfg.MaxConns == 0 || cfg.MaxAdminConns == 0 {
-		public, admin := DefaultConns()
-		cfg.MaxConns = cmp.Or(cfg.MaxConns, public)
-		cfg.MaxAdminConns = cmp.Or(cfg.MaxAdminConns, admin)
-	}
+	public, admin := DefaultConns()
+	cfg.MaxConns, cfg.MaxAdminConns = cmp.Or(cfg.MaxConns, public), cmp.Or(cfg.MaxAdminConns, admin)
 	if err := os.MkdirAll(cfg.Data, 0o700); err != nil {
 		return nil, fmt.Errorf("cannot create data dir: %w", err)
 	}
