@@ -41,11 +41,15 @@ func (c *Client) Versions(ctx context.Context, service string) ([]store.VersionI
 	return vs, err
 }
 
-// Rollback points service in env back at its previous version, or at the
-// version whose hash starts with to.
+// Rollback points service in env back at its previous version (to is
+// empty), or at the version whose hash starts with to.
 func (c *Client) Rollback(ctx context.Context, env, service, to string) (deploy.Result, error) {
+	req := RollbackRequest{Env: &env}
+	if to != "" {
+		req.To = &to
+	}
 	var res deploy.Result
-	err := c.callJSON(ctx, "POST", "/v1/services/"+url.PathEscape(service)+"/rollback", RollbackRequest{Env: env, To: to}, &res)
+	err := c.callJSON(ctx, "POST", "/v1/services/"+url.PathEscape(service)+"/rollback", req, &res)
 	return res, err
 }
 
@@ -59,7 +63,7 @@ func (c *Client) Envs(ctx context.Context) ([]fiat.Env, error) {
 // Fork creates env name with the versions of env from.
 func (c *Client) Fork(ctx context.Context, name, from string) (deploy.Result, error) {
 	var res deploy.Result
-	err := c.callJSON(ctx, "POST", "/v1/envs", ForkRequest{Name: name, From: from}, &res)
+	err := c.callJSON(ctx, "POST", "/v1/envs", ForkRequest{Name: name, From: &from}, &res)
 	return res, err
 }
 
@@ -71,7 +75,7 @@ func (c *Client) DeleteEnv(ctx context.Context, name string) error {
 // Promote points every service of env to at its version in env from.
 func (c *Client) Promote(ctx context.Context, from, to string) (deploy.Result, error) {
 	var res deploy.Result
-	err := c.callJSON(ctx, "POST", "/v1/promote", PromoteRequest{From: from, To: to}, &res)
+	err := c.callJSON(ctx, "POST", "/v1/promote", PromoteRequest{From: from, To: &to}, &res)
 	return res, err
 }
 

@@ -58,14 +58,22 @@ type endpoint func(r *http.Request) (any, error)
 
 func (s *server) auth(e endpoint) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		token, _ := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
-		if subtle.ConstantTimeCompare([]byte(token), []byte(s.cfg.Token)) != 1 {
-			s.reply(w, r, nil, &Error{Status: http.StatusUnauthorized, Message: "missing or wrong admin token: set FIAT_TOKEN to the token in the server's <data>/admin-token file"})
+		if !s.authorized(r.Header.Get("Authorization")) {
+			w.Header().Set("WWW-Authenticate", "Bearer")
+			s.reply(w, r, nil, &Error{Status: http.StatusUnauthorized, Message: "missing or wrong admin token: send \"Authorization: Bearer <token>\" with the token in the server's <data>/admin-token file"})
 			return
 		}
 		v, err := e(r)
 		s.reply(w, r, v, err)
 	})
+}
+
+// authorized reports whether header is "Bearer <the admin token>". The
+// scheme's name is case-insensitive (RFC 9110); a bare token is refused.
+func (s *server) authorized(header string) bool {
+	scheme, token, ok := strings.Cut(header, " ")
+	return ok && strings.EqualFold(scheme, "Bearer") &&
+		subtle.ConstantTimeCompare([]byte(token), []byte(s.cfg.Token)) == 1
 }
 
 func (s *server) reply(w http.ResponseWriter, r *http.Request, v any, err error) {
@@ -125,24 +133,39 @@ func (s *server) deploy(r *http.Request) (any, error) {
 	if err != nil {
 		return nil, &Error{Status: http.StatusBadRequest, Message: err.Error()}
 	}
-	return s.cfg.Deployer.Deploy(r.Context(), envParam(r.URL.Query().Get("env")), bundle)
+	var env *string
+	if query := r.URL.Query(); query.Has("env") {
+		env = new(query.Get("env"))
+	}
+	name, err := envField("env", env)
+	if err != nil {
+		return nil, err
+	}
+	return s.cfg.Deployer.Deploy(r.Context(), name, bundle)
 }
 
-func envParam(env string) string {
-	if env == "" {
-		return fiat.Production
+// envField is the env that an optional field or parameter names:
+// production when it is absent. An empty one is refused: it is what a
+// script sends when the variable meant to fill it is unset, and reading it
+// as production would change production.
+func envField(field string, env *string) (string, error) {
+	switch {
+	case env == nil:
+		return fiat.Production, nil
+	case *env == "":
+		return "", &Error{Status: http.StatusBadRequest, Message: fmt.Sprintf("%s is empty: give an env name, or leave %s out for %s", field, field, fiat.Production)}
 	}
-	return env
+	return *env, nil
 }
 
 func (s *server) envs(r *http.Request) (any, error) {
 	return s.cfg.Deployer.Envs(), nil
 }
 
-// ForkRequest creates env Name from env From.
+// ForkRequest creates env Name from env From (production if nil).
 type ForkRequest struct {
-	Name string `json:"name"`
-	From string `json:"from"`
+	Name string  `json:"name"`
+	From *string `json:"from,omitempty"`
 }
 
 func (s *server) fork(r *http.Request) (any, error) {
@@ -150,17 +173,22 @@ func (s *server) fork(r *http.Request) (any, error) {
 	if err := decode(r, &req); err != nil {
 		return nil, err
 	}
-	return s.cfg.Deployer.Fork(r.Context(), req.Name, envParam(req.From))
+	from, err := envField("from", req.From)
+	if err != nil {
+		return nil, err
+	}
+	return s.cfg.Deployer.Fork(r.Context(), req.Name, from)
 }
 
 func (s *server) deleteEnv(r *http.Request) (any, error) {
 	return nil, s.cfg.Deployer.DeleteEnv(r.Context(), r.PathValue("name"))
 }
 
-// PromoteRequest points every service of env To at its version in env From.
+// PromoteRequest points every service of env To (production if nil) at
+// its version in env From.
 type PromoteRequest struct {
-	From string `json:"from"`
-	To   string `json:"to"`
+	From string  `json:"from"`
+	To   *string `json:"to,omitempty"`
 }
 
 func (s *server) promote(r *http.Request) (any, error) {
@@ -168,7 +196,14 @@ func (s *server) promote(r *http.Request) (any, error) {
 	if err := decode(r, &req); err != nil {
 		return nil, err
 	}
-	return s.cfg.Deployer.Promote(r.Context(), req.From, envParam(req.To))
+	if req.From == "" {
+		return nil, &Error{Status: http.StatusBadRequest, Message: "from is empty: give the env whose versions to promote"}
+	}
+	to, err := envField("to", req.To)
+	if err != nil {
+		return nil, err
+	}
+	return s.cfg.Deployer.Promote(r.Context(), req.From, to)
 }
 
 func (s *server) versions(r *http.Request) (any, error) {
@@ -180,14 +215,21 @@ func (s *server) versions(r *http.Request) (any, error) {
 	if len(versions) == 0 {
 		return nil, &Error{Status: http.StatusNotFound, Message: fmt.Sprintf("no versions of service %q: deploy a project that declares [services.%s] with `fiat deploy`", service, service)}
 	}
+	for i := range versions {
+		if versions[i].Envs == nil {
+			// A list, never null, for clients that iterate it without checking.
+			versions[i].Envs = []string{}
+		}
+	}
 	return versions, nil
 }
 
-// RollbackRequest points a service of Env back at its previous version, or
-// at the version whose hash starts with To.
+// RollbackRequest points a service of Env (production if nil) back at its
+// previous version if To is nil, or at the version whose hash starts with
+// To.
 type RollbackRequest struct {
-	Env string `json:"env"`
-	To  string `json:"to,omitempty"`
+	Env *string `json:"env,omitempty"`
+	To  *string `json:"to,omitempty"`
 }
 
 func (s *server) rollback(r *http.Request) (any, error) {
@@ -195,7 +237,18 @@ func (s *server) rollback(r *http.Request) (any, error) {
 	if err := decode(r, &req); err != nil {
 		return nil, err
 	}
-	return s.cfg.Deployer.Rollback(r.Context(), envParam(req.Env), r.PathValue("service"), req.To)
+	env, err := envField("env", req.Env)
+	if err != nil {
+		return nil, err
+	}
+	var to string
+	if req.To != nil {
+		if to = *req.To; to == "" {
+			// Undo would be the wrong thing to do for a hash that a script forgot to set.
+			return nil, &Error{Status: http.StatusBadRequest, Message: "to is empty: give 8 or more characters of the hash of the version to go to, or leave to out to go back one version"}
+		}
+	}
+	return s.cfg.Deployer.Rollback(r.Context(), env, r.PathValue("service"), to)
 }
 
 func decode(r *http.Request, v any) error {

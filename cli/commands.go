@@ -2,6 +2,7 @@ package cli
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -23,7 +24,8 @@ import (
 
 func (c *cli) serveCmd() *cobra.Command {
 	cfg := server.Defaults
-	var deployDir, logLevel string
+	cfg.MaxConns, cfg.MaxAdminConns = server.DefaultConns()
+	var deployDir, logLevel, memory string
 	cmd := &cobra.Command{
 		Use:   "serve",
 		Short: "Run the fiat platform: the public router and the admin API",
@@ -33,6 +35,13 @@ func (c *cli) serveCmd() *cobra.Command {
 			if err := level.UnmarshalText([]byte(logLevel)); err != nil {
 				return fmt.Errorf("--log-level %q: give debug, info, warn or error", logLevel)
 			}
+			if cfg.MaxConns < 1 || cfg.MaxAdminConns < 1 {
+				return fmt.Errorf("--max-conns and --max-admin-conns must be at least 1")
+			}
+			limit, err := setMemoryLimit(memory, cmd.Flags().Changed("memory-limit"))
+			if err != nil {
+				return err
+			}
 			cfg.Logger = slog.New(slog.NewTextHandler(c.stderr, &slog.HandlerOptions{Level: level}))
 			ctx := cmd.Context()
 			s, err := server.Start(ctx, cfg)
@@ -40,11 +49,12 @@ func (c *cli) serveCmd() *cobra.Command {
 				return err
 			}
 			started := serving{
-				Addresses: "http://SERVICE." + cfg.Domain + ":" + s.Addresses.Port,
-				Router:    s.Public.String(),
-				Admin:     "http://" + s.Admin.String(),
-				TokenPath: s.TokenPath,
-				NewToken:  s.NewToken,
+				Addresses:   "http://SERVICE." + cfg.Domain + ":" + s.Addresses.Port,
+				Router:      s.Public.String(),
+				Admin:       "http://" + s.Admin.String(),
+				TokenPath:   s.TokenPath,
+				NewToken:    s.NewToken,
+				MemoryLimit: limit,
 			}
 			if deployDir != "" {
 				res, err := deployOnStart(ctx, s, deployDir)
@@ -55,14 +65,14 @@ func (c *cli) serveCmd() *cobra.Command {
 				started.Deploy = &res
 			}
 			c.print(started, started.print)
+			var failed error
 			select {
 			case <-ctx.Done():
-			case err := <-waitErr(s):
-				return err
+			case failed = <-waitErr(s):
 			}
 			shutdown, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 			defer cancel()
-			return s.Shutdown(shutdown)
+			return errors.Join(failed, s.Shutdown(shutdown))
 		},
 	}
 	f := cmd.Flags()
@@ -73,6 +83,9 @@ func (c *cli) serveCmd() *cobra.Command {
 	f.Int64Var(&cfg.MaxBundle, "max-bundle", cfg.MaxBundle, "largest project a deploy accepts, in bytes")
 	f.Int64Var(&cfg.MaxBody, "max-body", cfg.MaxBody, "largest request body a service may read, in bytes")
 	f.IntVar(&cfg.MaxHeader, "max-header", cfg.MaxHeader, "largest request header, in bytes")
+	f.IntVar(&cfg.MaxConns, "max-conns", cfg.MaxConns, "most open connections to the public router, by default half the open-file limit; more wait to be accepted")
+	f.IntVar(&cfg.MaxAdminConns, "max-admin-conns", cfg.MaxAdminConns, "most open connections to the admin API, by default a sixteenth of the open-file limit; more wait to be accepted")
+	f.StringVar(&memory, "memory-limit", defaultMemoryLimit, "soft memory limit of the Go runtime: a size (2GiB), a share of the machine's or cgroup's memory (75%), or off; GOMEMLIMIT holds if set and this flag is not")
 	f.StringVar(&deployDir, "deploy", "", "deploy the project in this directory to production once started")
 	f.StringVar(&logLevel, "log-level", "info", "least level logged: debug (adds what tests log at each deploy), info, warn or error")
 	return cmd
@@ -85,16 +98,20 @@ type serving struct {
 	Admin     string `json:"admin"`
 	TokenPath string `json:"token_path"`
 	// NewToken is true when this start created the admin token.
-	NewToken bool `json:"new_token"`
+	NewToken    bool        `json:"new_token"`
+	MemoryLimit memoryLimit `json:"memory_limit"`
 	// Deploy is the outcome of --deploy.
 	Deploy *deploy.Result `json:"deploy,omitempty"`
 }
 
 func (s serving) print(w io.Writer) {
 	fmt.Fprintf(w, "fiat is serving %s (router on %s), admin API on %s\n", s.Addresses, s.Router, s.Admin)
+	verb := "the admin token is in"
 	if s.NewToken {
-		fmt.Fprintf(w, "created the admin token in %s (the CLI reads it from there, or from FIAT_TOKEN)\n", s.TokenPath)
+		verb = "created the admin token in"
 	}
+	fmt.Fprintf(w, "%s %s: give it to the CLI with `fiat login %s` (or FIAT_TOKEN_FILE=%s)\n", verb, s.TokenPath, s.Admin, s.TokenPath)
+	fmt.Fprintf(w, "%s: --memory-limit or GOMEMLIMIT change it\n", s.MemoryLimit)
 	if s.Deploy != nil {
 		printResult(w, *s.Deploy)
 	}
@@ -239,7 +256,7 @@ func (c *cli) rollbackCmd() *cobra.Command {
 }
 
 func (c *cli) envCmd() *cobra.Command {
-	env := &cobra.Command{Use: "env", Short: "List, fork and delete envs"}
+	env := &cobra.Command{Use: "env", Short: "List, fork and delete envs", RunE: c.needsCommand}
 	var from string
 	fork := &cobra.Command{
 		Use:   "fork NEW",

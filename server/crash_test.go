@@ -7,6 +7,7 @@ import (
 	"os"
 	"os/exec"
 	"regexp"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -19,9 +20,17 @@ import (
 
 // TestMain lets the test binary act as the fiat command, run with the
 // arguments in FIAT_TEST_ARGS, so that tests can run `fiat serve` as a
-// process of its own.
+// process of its own. FIAT_TEST_RLIMIT_NOFILE and FIAT_TEST_RLIMIT_FSIZE
+// set its limits on open files and file size, as a machine might.
 func TestMain(m *testing.M) {
 	if args := os.Getenv("FIAT_TEST_ARGS"); args != "" {
+		for name, resource := range map[string]int{"FIAT_TEST_RLIMIT_NOFILE": syscall.RLIMIT_NOFILE, "FIAT_TEST_RLIMIT_FSIZE": syscall.RLIMIT_FSIZE} {
+			if limit, err := strconv.ParseUint(os.Getenv(name), 10, 64); err == nil {
+				if err := syscall.Setrlimit(resource, &syscall.Rlimit{Cur: limit, Max: limit}); err != nil {
+					panic(err)
+				}
+			}
+		}
 		os.Exit(cli.Main(strings.Fields(args), os.Stdout, os.Stderr))
 	}
 	os.Exit(m.Run())
@@ -30,8 +39,14 @@ func TestMain(m *testing.M) {
 // fiatProcess starts the test binary as `fiat args...`.
 func fiatProcess(t *testing.T, args ...string) (*exec.Cmd, io.Reader) {
 	t.Helper()
+	return fiatProcessEnv(t, nil, args...)
+}
+
+// fiatProcessEnv starts it with env added to its environment.
+func fiatProcessEnv(t *testing.T, env []string, args ...string) (*exec.Cmd, io.Reader) {
+	t.Helper()
 	cmd := exec.Command(os.Args[0], "-test.run=^$")
-	cmd.Env = append(os.Environ(), "FIAT_TEST_ARGS="+strings.Join(args, " "))
+	cmd.Env = append(append(os.Environ(), "FIAT_TEST_ARGS="+strings.Join(args, " ")), env...)
 	stdout, err := cmd.StdoutPipe()
 	if err != nil {
 		t.Fatal(err)

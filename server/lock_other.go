@@ -2,8 +2,12 @@
 
 package server
 
-// lockDataDir does not lock on systems without flock: there, keep to one
+// dataLock does not lock on systems without flock: there, keep to one
 // fiat serve per data dir yourself.
-func lockDataDir(dir string) (unlock func() error, err error) {
-	return func() error { return nil }, nil
-}
+type dataLock struct{}
+
+func lockDataDir(dir string) (*dataLock, error) { return &dataLock{}, nil }
+
+func (*dataLock) check() (retaken bool, err error) { return false, nil }
+
+func (*dataLock) Close() error { return nil }

@@ -4,19 +4,16 @@
 package server
 
 import (
+	"cmp"
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"errors"
 	"fmt"
-	"io/fs"
 	"log/slog"
 	"net"
 	"net/http"
 	"os"
 	"path/filepath"
 	"slices"
-	"strings"
 	"time"
 
 	"github.com/fiatdev/fiat"
@@ -43,6 +40,15 @@ type Config struct {
 	MaxBody int64
 	// MaxHeader is the largest request header, in bytes.
 	MaxHeader int
+	// MaxConns and MaxAdminConns cap the open connections of the public
+	// and the admin port, so that a flood of one cannot take the file
+	// descriptors the other needs. 0 takes DefaultConns.
+	MaxConns, MaxAdminConns int
+	// Timeouts bound the connections of both ports.
+	Timeouts Timeouts
+	// LockCheck is how often the server makes sure it still holds the
+	// data dir's lock file.
+	LockCheck time.Duration
 	Logger    *slog.Logger
 }
 
@@ -55,6 +61,14 @@ var Defaults = Config{
 	MaxBundle: 32 << 20,
 	MaxBody:   10 << 20,
 	MaxHeader: 64 << 10,
+	Timeouts: Timeouts{
+		Header: 10 * time.Second,
+		// A project bundle of --max-bundle's 32 MiB at 1 MB/s.
+		Body:  time.Minute,
+		Write: time.Minute,
+		Idle:  time.Minute,
+	},
+	LockCheck: time.Second,
 }
 
 // TokenFile is the admin token's file name in the data dir.
@@ -78,6 +92,8 @@ type Server struct {
 	public   *http.Server
 	admin    *http.Server
 	serveErr chan error
+	// stopWatch stops watching the data dir's lock.
+	stopWatch chan struct{}
 }
 
 // Start opens the data dir (creating it on first start), binds both ports
@@ -86,38 +102,47 @@ func Start(ctx context.Context, cfg Config) (_ *Server, err error) {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
 	}
+	public, admin := DefaultConns()
+	cfg.MaxConns, cfg.MaxAdminConns = cmp.Or(cfg.MaxConns, public), cmp.Or(cfg.MaxAdminConns, admin)
 	if err := os.MkdirAll(cfg.Data, 0o700); err != nil {
 		return nil, fmt.Errorf("cannot create data dir: %w", err)
 	}
-	s := &Server{TokenPath: filepath.Join(cfg.Data, TokenFile), serveErr: make(chan error, 2)}
+	s := &Server{TokenPath: filepath.Join(cfg.Data, TokenFile), serveErr: make(chan error, 3), stopWatch: make(chan struct{})}
 	defer func() {
 		if err != nil {
 			s.close()
 		}
 	}()
-	unlock, err := lockDataDir(cfg.Data)
+	lock, err := lockDataDir(cfg.Data)
 	if err != nil {
 		return nil, err
 	}
-	s.closers = append(s.closers, unlock)
+	s.closers = append(s.closers, lock.Close)
+	if err := makePrivate(cfg.Data); err != nil {
+		return nil, err
+	}
 	if s.Token, s.NewToken, err = adminToken(s.TokenPath); err != nil {
 		return nil, err
 	}
-	db, err := sqlite.Open(filepath.Join(cfg.Data, "fiat.db"))
+	dbPath, packPath := filepath.Join(cfg.Data, "fiat.db"), filepath.Join(cfg.Data, "programs.pack")
+	if err := errors.Join(createPrivate(dbPath), createPrivate(packPath)); err != nil {
+		return nil, err
+	}
+	db, err := sqlite.Open(dbPath)
 	if err != nil {
 		return nil, err
 	}
 	s.closers = append(s.closers, db.Close)
-	programs, err := script.OpenCache(filepath.Join(cfg.Data, "programs.pack"))
+	programs, err := script.OpenCache(packPath)
 	if err != nil {
 		return nil, err
 	}
 	s.closers = append(s.closers, programs.Close)
-	publicLn, err := net.Listen("tcp", cfg.Listen)
+	publicLn, err := listen(cfg.Listen, cfg.MaxConns)
 	if err != nil {
 		return nil, fmt.Errorf("cannot listen on --listen %s: %w", cfg.Listen, err)
 	}
-	adminLn, err := net.Listen("tcp", cfg.Admin)
+	adminLn, err := listen(cfg.Admin, cfg.MaxAdminConns)
 	if err != nil {
 		publicLn.Close()
 		return nil, fmt.Errorf("cannot listen on --admin %s: %w", cfg.Admin, err)
@@ -139,23 +164,48 @@ func Start(ctx context.Context, cfg Config) (_ *Server, err error) {
 		return nil, err
 	}
 	s.Deployer = deployer
-	// ReadTimeout bounds slow request bodies too: a script's time limit
-	// cannot interrupt a handler blocked reading one.
-	s.public = &http.Server{Handler: router, MaxHeaderBytes: cfg.MaxHeader, ReadHeaderTimeout: 10 * time.Second, ReadTimeout: time.Minute, IdleTimeout: 2 * time.Minute, ErrorLog: slog.NewLogLogger(cfg.Logger.Handler(), slog.LevelWarn)}
-	s.admin = &http.Server{Handler: api.NewServer(api.ServerConfig{
+	errorLog := slog.NewLogLogger(cfg.Logger.Handler(), slog.LevelWarn)
+	s.public = newHTTPServer(router, cfg.Timeouts, cfg.MaxHeader, errorLog)
+	s.admin = newHTTPServer(api.NewServer(api.ServerConfig{
 		Deployer:  deployer,
 		Store:     db,
 		Token:     s.Token,
 		MaxBundle: cfg.MaxBundle,
 		Metrics:   m.Handler(),
 		Logger:    cfg.Logger,
-	}), MaxHeaderBytes: cfg.MaxHeader, ReadHeaderTimeout: 10 * time.Second}
+	}), cfg.Timeouts, cfg.MaxHeader, errorLog)
 	go func() { s.serveErr <- s.public.Serve(publicLn) }()
 	go func() { s.serveErr <- s.admin.Serve(adminLn) }()
+	go s.watchLock(lock, cfg.LockCheck, cfg.Logger.With("data", cfg.Data))
 	return s, nil
 }
 
-// Wait returns when a listener fails.
+// watchLock checks every interval that the server still holds the data
+// dir's lock, takes it again if its file was deleted, and makes Wait
+// return if another server took it.
+func (s *Server) watchLock(lock *dataLock, interval time.Duration, logger *slog.Logger) {
+	tick := time.NewTicker(interval)
+	defer tick.Stop()
+	for {
+		select {
+		case <-s.stopWatch:
+			return
+		case <-tick.C:
+		}
+		retaken, err := lock.check()
+		if err != nil {
+			logger.Error("LOST THE DATA DIR'S LOCK: stopping, so that two servers do not share one data dir; find what deletes files in the data dir", "err", err)
+			s.serveErr <- err
+			return
+		}
+		if retaken {
+			logger.Error("THE DATA DIR'S LOCK FILE WAS DELETED under this running server: locked a new one; find what deletes files in the data dir")
+		}
+	}
+}
+
+// Wait returns when a listener fails, or when another server took the
+// data dir: then the server must stop.
 func (s *Server) Wait() error {
 	return <-s.serveErr
 }
@@ -164,6 +214,7 @@ func (s *Server) Wait() error {
 // version they started on (until ctx ends), and closes the cache of
 // compiled programs, the store and the data dir.
 func (s *Server) Shutdown(ctx context.Context) error {
+	close(s.stopWatch)
 	err := errors.Join(s.public.Shutdown(ctx), s.admin.Shutdown(ctx))
 	// The deployer is done with the cache once its pending Puts are.
 	s.Deployer.Close()
@@ -185,34 +236,4 @@ func urlPort(addr net.Addr) string {
 		return ""
 	}
 	return port
-}
-
-// adminToken reads the admin token, creating it (readable only by its
-// owner) on first start.
-func adminToken(path string) (token string, created bool, err error) {
-	data, err := os.ReadFile(path)
-	if err == nil {
-		if token = strings.TrimSpace(string(data)); token == "" {
-			return "", false, fmt.Errorf("admin token file %s is empty: delete it and restart to create a new one", path)
-		}
-		return token, false, nil
-	}
-	if !errors.Is(err, fs.ErrNotExist) {
-		return "", false, fmt.Errorf("cannot read admin token: %w", err)
-	}
-	raw := make([]byte, 32)
-	rand.Read(raw)
-	token = hex.EncodeToString(raw)
-	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
-	if err != nil {
-		return "", false, fmt.Errorf("cannot create admin token: %w", err)
-	}
-	if _, err := f.WriteString(token + "\n"); err != nil {
-		f.Close()
-		return "", false, err
-	}
-	if err := errors.Join(f.Sync(), f.Close()); err != nil {
-		return "", false, err
-	}
-	return token, true, nil
 }

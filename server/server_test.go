@@ -31,15 +31,25 @@ type node struct {
 
 func start(t *testing.T, data string) *node {
 	t.Helper()
+	return startConfig(t, testConfig(data))
+}
+
+// testConfig is a server on free ports with small limits.
+func testConfig(data string) server.Config {
 	cfg := server.Defaults
 	cfg.Listen, cfg.Admin, cfg.Data = "127.0.0.1:0", "127.0.0.1:0", data
 	cfg.MaxBundle, cfg.MaxBody, cfg.MaxHeader = 64<<10, 1<<10, 4<<10
 	cfg.Logger = quietLogger()
+	return cfg
+}
+
+func startConfig(t *testing.T, cfg server.Config) *node {
+	t.Helper()
 	srv, err := server.Start(context.Background(), cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
-	n := &node{t: t, data: data, srv: srv}
+	n := &node{t: t, data: cfg.Data, srv: srv}
 	t.Cleanup(func() { n.stop() })
 	publicAddr := srv.Public.String()
 	// Every *.localhost name reaches the router, as curl and browsers do.
@@ -77,6 +87,11 @@ func (n *node) fiat(args ...string) (code int, stdout, stderr string) {
 	n.t.Helper()
 	n.t.Setenv("FIAT_TOKEN", n.srv.Token)
 	n.t.Setenv("FIAT_SERVER", "http://"+n.srv.Admin.String())
+	return runFiat(args...)
+}
+
+// runFiat runs the CLI in-process with the environment as it is.
+func runFiat(args ...string) (code int, stdout, stderr string) {
 	var out, errOut bytes.Buffer
 	code = cli.Main(args, &out, &errOut)
 	return code, out.String(), errOut.String()
@@ -110,45 +125,72 @@ func writeProject(t *testing.T, dir, service, body string) string {
 	return dir
 }
 
+// served is what `fiat serve --json` prints once it serves.
+type served struct {
+	Router      string
+	Admin       string
+	TokenPath   string `json:"token_path"`
+	NewToken    bool   `json:"new_token"`
+	MemoryLimit struct {
+		Bytes int64
+		From  string
+	} `json:"memory_limit"`
+	Deploy deploy.Result
+}
+
+// serveProcess runs `fiat serve --json` on free ports as a process of its
+// own, with env added to its environment, and returns what it printed.
+func serveProcess(t *testing.T, env []string, args ...string) served {
+	t.Helper()
+	_, stdout := fiatProcessEnv(t, env, append([]string{"serve", "--listen", "127.0.0.1:0", "--admin", "127.0.0.1:0", "--json"}, args...)...)
+	var s served
+	if err := json.NewDecoder(stdout).Decode(&s); err != nil {
+		t.Fatalf("fiat serve --json did not print a JSON value: %v", err)
+	}
+	return s
+}
+
+func readToken(t *testing.T, path string) string {
+	t.Helper()
+	token, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return strings.TrimSpace(string(token))
+}
+
 // TestServeDeploysOnStart runs the README's first command, `fiat serve
 // --deploy examples/hello`, as a process of its own, with --json: it says
 // where it serves, where the token is and what it deployed, and the
 // example answers.
 func TestServeDeploysOnStart(t *testing.T) {
 	data := t.TempDir()
-	_, stdout := fiatProcess(t, "serve", "--listen", "127.0.0.1:0", "--admin", "127.0.0.1:0", "--data", data, "--deploy", "../examples/hello", "--json")
-	var started struct {
-		Router    string
-		Admin     string
-		TokenPath string `json:"token_path"`
-		NewToken  bool   `json:"new_token"`
-		Deploy    deploy.Result
-	}
-	if err := json.NewDecoder(stdout).Decode(&started); err != nil {
-		t.Fatalf("fiat serve --json did not print a JSON value: %v", err)
-	}
+	started := serveProcess(t, nil, "--data", data, "--deploy", "../examples/hello")
 	if !started.NewToken || started.TokenPath != filepath.Join(data, server.TokenFile) {
 		t.Errorf("token: %q, new %v; want a new one in %s", started.TokenPath, started.NewToken, data)
 	}
-	token, err := os.ReadFile(started.TokenPath)
-	if err != nil {
-		t.Fatal(err)
-	}
-	admin := &api.Client{Server: started.Admin, Token: strings.TrimSpace(string(token))}
+	admin := &api.Client{Server: started.Admin, Token: readToken(t, started.TokenPath)}
 	if envs, err := admin.Envs(t.Context()); err != nil || len(envs) != 1 || envs[0].Services["hello"] != started.Deploy.Services[0].Version {
 		t.Fatalf("envs from the admin API it names: %v, %v; want production with the hello it deployed (%+v)", envs, err, started.Deploy)
 	}
-	req, _ := http.NewRequest("GET", "http://"+started.Router+"/hello/ada?lang=fr", nil)
+	if code, body := getHello(t, http.DefaultClient, started.Router); code != 200 || !strings.Contains(body, "Bonjour, ada!") {
+		t.Errorf("the example answers %d %q", code, body)
+	}
+}
+
+// getHello requests the example's greeting from the router at addr, as
+// curl -H "Host: hello.localhost" would.
+func getHello(t *testing.T, client *http.Client, addr string) (int, string) {
+	t.Helper()
+	req, _ := http.NewRequest("GET", "http://"+addr+"/hello/ada?lang=fr", nil)
 	req.Host = "hello.localhost"
-	resp, err := http.DefaultClient.Do(req)
+	resp, err := client.Do(req)
 	if err != nil {
 		t.Fatal(err)
 	}
+	defer resp.Body.Close()
 	body, _ := io.ReadAll(resp.Body)
-	resp.Body.Close()
-	if !strings.Contains(string(body), "Bonjour, ada!") {
-		t.Errorf("the example answers %d %q", resp.StatusCode, body)
-	}
+	return resp.StatusCode, string(body)
 }
 
 func TestDeployTheExample(t *testing.T) {
