@@ -66,7 +66,7 @@ func TestFlagsHelpNamesTheirType(t *testing.T) {
 		}
 	}
 	walk((&cli{}).root())
-	if _, out, _ := run("bench", "--help"); !strings.Contains(out, "--cli-deploys int") {
+	if _, out, _ := run("bench", "--help"); !strings.Contains(out, "--deploys int") {
 		t.Errorf("fiat bench --help:\n%s", out)
 	}
 }
