@@ -71,9 +71,9 @@ func TestExampleHelloLoads(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	versions, err := Versions(b)
-	if err != nil {
-		t.Fatal(err)
+	versions, problems := Versions(b)
+	if len(problems) > 0 {
+		t.Fatal(problems)
 	}
 	if len(versions) != 1 || versions[0].Service != "hello" {
 		t.Fatalf("got %d versions, want one of service hello", len(versions))

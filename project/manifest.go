@@ -2,6 +2,7 @@ package project
 
 import (
 	"cmp"
+	"fmt"
 	"maps"
 	"path"
 	"slices"
@@ -24,18 +25,21 @@ const (
 	defaultTimeout  = 2 * time.Second
 	minTimeout      = time.Millisecond
 	maxTimeout      = 5 * time.Minute
+	minMemory       = 1 << 20
+	maxMemory       = 4 << 30
 )
 
-// serviceKeys are the keys of a [services.NAME] table, with the TOML type
+// serviceKeys are the keys of a [services.NAME] table, with the TOML types
 // each takes and an example value for messages.
 var serviceKeys = map[string]struct {
-	kind    unstable.Kind
+	kinds   []unstable.Kind
 	example string
 }{
-	"dir":       {unstable.String, `"hello"`},
-	"kind":      {unstable.String, `"script"`},
-	"max_steps": {unstable.Integer, "1_000_000"},
-	"timeout":   {unstable.String, `"2s"`},
+	"dir":       {[]unstable.Kind{unstable.String}, `"hello"`},
+	"kind":      {[]unstable.Kind{unstable.String}, `"script"`},
+	"max_steps": {[]unstable.Kind{unstable.Integer}, "1_000_000"},
+	"memory":    {[]unstable.Kind{unstable.String, unstable.Integer}, `"64MiB"`},
+	"timeout":   {[]unstable.Kind{unstable.String}, `"2s"`},
 }
 
 var serviceKeyNames = slices.Sorted(maps.Keys(serviceKeys))
@@ -164,7 +168,7 @@ func (c *checker) service(name keyPart) *service {
 		name:   name.name,
 		dir:    ".",
 		dirAt:  name.at,
-		config: fiat.Config{Kind: fiat.Script, MaxSteps: defaultMaxSteps, Timeout: defaultTimeout},
+		config: fiat.Config{Kind: fiat.Script, MaxSteps: defaultMaxSteps, Timeout: defaultTimeout, Memory: fiat.DefaultMemory},
 	}
 	c.services[name.name] = svc
 	return svc
@@ -177,8 +181,12 @@ func (c *checker) setKey(svc *service, s setting) {
 	switch {
 	case !known:
 		c.unknownKey(s.key, serviceKeyNames, "a service's keys are "+strings.Join(serviceKeyNames, ", "))
-	case s.kind != want.kind:
-		c.reportKey(s.key, s.at, "%s must be %s, like %s = %s, not %s", keyString(s.key), kindNames[want.kind], name, want.example, kindNames[s.kind])
+	case !slices.Contains(want.kinds, s.kind):
+		var kinds []string
+		for _, k := range want.kinds {
+			kinds = append(kinds, kindNames[k])
+		}
+		c.reportKey(s.key, s.at, "%s must be %s, like %s = %s, not %s", keyString(s.key), strings.Join(kinds, " or "), name, want.example, kindNames[s.kind])
 	case name == "dir":
 		c.setDir(svc, s)
 	case name == "kind":
@@ -192,6 +200,13 @@ func (c *checker) setKey(svc *service, s setting) {
 			return
 		}
 		svc.config.MaxSteps = uint64(n)
+	case name == "memory":
+		memory, err := parseMemory(s)
+		if err != nil {
+			c.report(s.at, "%s", err)
+			return
+		}
+		svc.config.Memory = memory
 	case name == "timeout":
 		timeout, err := time.ParseDuration(s.value)
 		switch {
@@ -203,6 +218,61 @@ func (c *checker) setKey(svc *service, s setting) {
 			svc.config.Timeout = timeout
 		}
 	}
+}
+
+// memoryUnits are the units of memory = "64MiB": powers of 1024 and of
+// 1000, as their names say. (go-humanize's ParseBytes reads floats and
+// takes "m" for MB, where Kubernetes users mean MiB.)
+var memoryUnits = map[string]uint64{
+	"KiB": 1 << 10, "MiB": 1 << 20, "GiB": 1 << 30,
+	"KB": 1e3, "MB": 1e6, "GB": 1e9,
+}
+
+// parseMemory reads memory, an integer of bytes or a string like "64MiB",
+// and checks its range.
+func parseMemory(s setting) (uint64, error) {
+	const units = `KiB, MiB or GiB (powers of 1024) or KB, MB or GB (powers of 1000)`
+	outOfRange := func() error {
+		if s.kind == unstable.Integer {
+			return fmt.Errorf("memory must be from 1MiB to 4GiB (%d to %d bytes), not %s", minMemory, maxMemory, s.value)
+		}
+		return fmt.Errorf("memory must be from 1MiB to 4GiB, not %q", s.value)
+	}
+	var n uint64
+	if s.kind == unstable.Integer {
+		// A TOML integer is a Go integer literal that fits an int64.
+		bytes, err := strconv.ParseInt(s.value, 0, 64)
+		if err != nil || bytes < 0 {
+			return 0, outOfRange()
+		}
+		n = uint64(bytes)
+	} else {
+		digits := strings.TrimLeft(s.value, "0123456789")
+		number, unit := s.value[:len(s.value)-len(digits)], strings.TrimSpace(digits)
+		scale, known := memoryUnits[unit]
+		switch {
+		case number == "" || strings.HasPrefix(unit, "."):
+			return 0, fmt.Errorf("memory %q is not a size: write a whole number and a unit of %s, like \"64MiB\", or an integer of bytes", s.value, units)
+		case unit == "":
+			return 0, fmt.Errorf("memory %q has no unit: write it like \"%sMiB\", or as an integer of bytes, memory = %s", s.value, number, number)
+		case !known:
+			for name := range memoryUnits {
+				if strings.EqualFold(unit, name) {
+					return 0, fmt.Errorf("memory %q: units are case-sensitive, did you mean \"%s%s\"?", s.value, number, name)
+				}
+			}
+			return 0, fmt.Errorf("memory %q has an unknown unit %q: units are %s", s.value, unit, units)
+		}
+		count, err := strconv.ParseUint(number, 10, 64)
+		if err != nil || count > maxMemory/scale {
+			return 0, outOfRange()
+		}
+		n = count * scale
+	}
+	if n < minMemory || n > maxMemory {
+		return 0, outOfRange()
+	}
+	return n, nil
 }
 
 func (c *checker) setDir(svc *service, s setting) {
