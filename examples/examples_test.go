@@ -14,7 +14,7 @@ import (
 
 func TestExamplesPassTheirTests(t *testing.T) {
 	initialized := filepath.Join(t.TempDir(), "shop")
-	if err := project.Init(initialized); err != nil {
+	if _, err := project.Init(initialized, ""); err != nil {
 		t.Fatal(err)
 	}
 	for _, dir := range []string{"hello", initialized} {
