@@ -185,8 +185,9 @@ func TestVersionIDs(t *testing.T) {
 		f["fiat.toml"] = strings.Replace(manifest, "# the shop", "# our shop, with a longer comment", 1)
 	})
 	unchanged("defaults written out", func(f map[string]string) {
-		f["fiat.toml"] = manifest + "kind = \"script\"\nmax_steps = 1_000_000\n"
+		f["fiat.toml"] = manifest + "kind = \"script\"\nmax_steps = 1_000_000\nmemory = \"64MiB\"\n"
 	})
+	unchanged("memory spelled in bytes", func(f map[string]string) { f["fiat.toml"] = manifest + "memory = 67_108_864\n" })
 	unchanged("dir moved", func(f map[string]string) {
 		f["fiat.toml"] = strings.Replace(manifest, `dir = "api"`, `dir = "services/api"`, 1)
 		f["services/api/main.star"], f["services/api/lib.star"] = f["api/main.star"], f["api/lib.star"]
@@ -202,6 +203,7 @@ func TestVersionIDs(t *testing.T) {
 		delete(f, "api/lib.star")
 	})
 	changed("max_steps changed", func(f map[string]string) { f["fiat.toml"] = manifest + "max_steps = 5\n" })
+	changed("memory changed", func(f map[string]string) { f["fiat.toml"] = manifest + "memory = \"64MB\"\n" })
 	changed("timeout changed", func(f map[string]string) {
 		f["fiat.toml"] = strings.Replace(manifest, `timeout = "1s"`, `timeout = "1.5s"`, 1)
 	})

@@ -47,6 +47,7 @@ var serviceKeyNames = slices.Sorted(maps.Keys(serviceKeys))
 // manifest is a project's fiat.toml, read and checked.
 type manifest struct {
 	services []*service // sorted by name
+	dirs     dirTree    // of the services that have one
 }
 
 // service is what fiat.toml says about one service.
@@ -78,6 +79,11 @@ func parseManifest(data []byte) (*manifest, fiat.Problems) {
 		return strings.Compare(a.name, b.name)
 	})}
 	c.checkDirsDiffer(m.services)
+	for _, svc := range m.services {
+		if svc.dir != "" {
+			m.dirs.add(svc)
+		}
+	}
 	if len(m.services) == 0 {
 		c.problems = append(c.problems, fiat.Problem{Path: manifestName, Message: "declares no services: add a [services.NAME] table"})
 	}
@@ -363,6 +369,47 @@ func editDistance(a, b string) int {
 	return prev[len(b)]
 }
 
+// dirTree holds the dirs of services, one element per level, so that
+// finding the service of a file takes time in the length of its path
+// rather than in the number of services.
+type dirTree struct {
+	service *service // whose dir this is, or nil
+	sub     map[string]*dirTree
+}
+
+func (t *dirTree) add(svc *service) {
+	node := t
+	if svc.dir != "." {
+		for elem := range strings.SplitSeq(svc.dir, "/") {
+			if node.sub == nil {
+				node.sub = map[string]*dirTree{}
+			}
+			if node.sub[elem] == nil {
+				node.sub[elem] = &dirTree{}
+			}
+			node = node.sub[elem]
+		}
+	}
+	node.service = svc
+}
+
+// owner returns the service whose dir is the deepest to hold the path
+// made of elems, and how many of elems that dir has; or nil. onPath
+// reports whether elems lead to a service's dir or are one.
+func (t *dirTree) owner(elems []string) (owner *service, depth int, onPath bool) {
+	node := t
+	owner = t.service
+	for i, elem := range elems {
+		if node = node.sub[elem]; node == nil {
+			return owner, depth, false
+		}
+		if node.service != nil {
+			owner, depth = node.service, i+1
+		}
+	}
+	return owner, depth, true
+}
+
 // serviceOf returns the service that file (a path relative to the project
 // root) belongs to, or nil. A service owns the .star files under its dir,
 // except hidden ones and those under the dir of a service nested inside it.
@@ -372,13 +419,9 @@ func (m *manifest) serviceOf(file string) *service {
 	if path.Ext(file) != ".star" {
 		return nil
 	}
-	var owner *service
-	for _, svc := range m.services {
-		if file != svc.dir && inside(file, svc.dir) && (owner == nil || inside(svc.dir, owner.dir)) {
-			owner = svc
-		}
-	}
-	if owner == nil || hidden(relativeTo(file, owner.dir)) {
+	elems := strings.Split(file, "/")
+	owner, depth, _ := m.dirs.owner(elems[:len(elems)-1])
+	if owner == nil || hidden(elems[depth:]) {
 		return nil
 	}
 	return owner
@@ -388,17 +431,12 @@ func (m *manifest) serviceOf(file string) *service {
 // root) may hold files of a service, or lead to one's dir: Load walks no
 // other directories.
 func (m *manifest) mayHoldFiles(dir string) bool {
-	for _, svc := range m.services {
-		if inside(svc.dir, dir) || inside(dir, svc.dir) && !hidden(relativeTo(dir, svc.dir)) {
-			return true
-		}
+	var elems []string
+	if dir != "." {
+		elems = strings.Split(dir, "/")
 	}
-	return false
-}
-
-// inside reports whether p is dir or a path under it.
-func inside(p, dir string) bool {
-	return dir == "." || p == dir || strings.HasPrefix(p, dir+"/")
+	owner, depth, onPath := m.dirs.owner(elems)
+	return onPath || owner != nil && !hidden(elems[depth:])
 }
 
 // relativeTo returns p, which is inside dir, relative to dir.
@@ -412,8 +450,8 @@ func relativeTo(p, dir string) string {
 	return strings.TrimPrefix(p, dir+"/")
 }
 
-// hidden reports whether a relative path has an element starting with a
-// dot, as .git and editors' backups do.
-func hidden(p string) bool {
-	return p != "." && (strings.HasPrefix(p, ".") || strings.Contains(p, "/."))
+// hidden reports whether a path, given as its elements, has one starting
+// with a dot, as .git and editors' backups do.
+func hidden(elems []string) bool {
+	return slices.ContainsFunc(elems, func(elem string) bool { return strings.HasPrefix(elem, ".") })
 }
