@@ -124,11 +124,6 @@ func (c *checker) reportKey(key []keyPart, at position, format string, args ...a
 }
 
 func (c *checker) check(s setting) {
-	// fiat.toml nests three deep (services.NAME.KEY), so a longer key says
-	// that its first three parts name a table.
-	if len(s.key) > 3 {
-		s = setting{key: s.key[:3], kind: unstable.Table, at: s.key[2].at}
-	}
 	for i := range s.key {
 		if c.reported[keyString(s.key[:i+1])] {
 			return
