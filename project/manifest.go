@@ -222,8 +222,8 @@ func (c *checker) setKey(svc *service, s setting) {
 }
 
 // memoryUnits are the units of memory = "64MiB": powers of 1024 and of
-// 1000, as their names say. (go-humanize's ParseBytes reads floats and
-// takes "m" for MB, where Kubernetes users mean MiB.)
+// 1000, as their names say. (go-humanize's ParseBytes would also take
+// floats, and a bare "M" that some read as MB and others as MiB.)
 var memoryUnits = map[string]uint64{
 	"KiB": 1 << 10, "MiB": 1 << 20, "GiB": 1 << 30,
 	"KB": 1e3, "MB": 1e6, "GB": 1e9,
