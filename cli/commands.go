@@ -132,21 +132,28 @@ func waitErr(s *server.Server) <-chan error {
 }
 
 func (c *cli) initCmd() *cobra.Command {
-	return &cobra.Command{
+	var name string
+	cmd := &cobra.Command{
 		Use:   "init [DIR]",
 		Short: "Write a small working project into DIR (default .)",
 		Args:  cobra.MaximumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			dir := argOr(args, ".")
-			if err := project.Init(dir); err != nil {
+			created, err := project.Init(dir, name)
+			if err != nil {
 				return err
 			}
-			c.print(map[string]string{"dir": dir}, func(w io.Writer) {
-				fmt.Fprintf(w, "wrote a project to %s: deploy it with `fiat deploy %s`\n", dir, dir)
+			c.print(created, func(w io.Writer) {
+				if created.Note != "" {
+					fmt.Fprintln(w, created.Note)
+				}
+				fmt.Fprintf(w, "wrote a project with the service %s to %s: deploy it with `fiat deploy %s`\n", created.Service, dir, dir)
 			})
 			return nil
 		},
 	}
+	cmd.Flags().StringVar(&name, "name", "", "name of the service (default: derived from DIR's name)")
+	return cmd
 }
 
 func argOr(args []string, fallback string) string {

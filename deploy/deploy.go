@@ -154,9 +154,9 @@ func (d *Deployer) deploy(ctx context.Context, env string, bundle project.Bundle
 	if err := checkEnvName(env); err != nil {
 		return Result{}, err
 	}
-	versions, err := project.Versions(bundle)
-	if err != nil {
-		return Result{}, err
+	versions, problems := project.Versions(bundle)
+	if len(problems) > 0 {
+		return Result{}, problems
 	}
 	// The change is decided on what the router serves now, which is
 	// every change committed so far.

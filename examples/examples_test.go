@@ -14,7 +14,7 @@ import (
 
 func TestExamplesPassTheirTests(t *testing.T) {
 	initialized := filepath.Join(t.TempDir(), "shop")
-	if err := project.Init(initialized); err != nil {
+	if _, err := project.Init(initialized, ""); err != nil {
 		t.Fatal(err)
 	}
 	for _, dir := range []string{"hello", initialized} {
@@ -22,9 +22,9 @@ func TestExamplesPassTheirTests(t *testing.T) {
 		if err != nil {
 			t.Fatalf("%s: %v", dir, err)
 		}
-		versions, err := project.Versions(b)
-		if err != nil {
-			t.Fatalf("%s: %v", dir, err)
+		versions, problems := project.Versions(b)
+		if len(problems) > 0 {
+			t.Fatalf("%s: %v", dir, problems)
 		}
 		for _, v := range versions {
 			program, err := script.Compile(v)

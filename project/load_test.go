@@ -58,9 +58,9 @@ func TestLoadSelectsServiceFiles(t *testing.T) {
 	if got := filePaths(b.Files); !slices.Equal(got, want) {
 		t.Errorf("got files %q, want %q", got, want)
 	}
-	versions, err := Versions(b)
-	if err != nil {
-		t.Fatal(err)
+	versions, problems := Versions(b)
+	if len(problems) > 0 {
+		t.Fatal(problems)
 	}
 	if got := filePaths(versions[0].Files); versions[0].Service != "api" || !slices.Equal(got, []string{"jobs/job.star", "main.star"}) {
 		t.Errorf("got %s with %q, want api with jobs/job.star and main.star", versions[0].Service, got)
@@ -92,11 +92,33 @@ func TestLoadExplainsAMissingFiatToml(t *testing.T) {
 	}
 }
 
-func TestLoadReportsFiatTomlProblems(t *testing.T) {
-	dir := writeProject(t, map[string]string{"fiat.toml": "[services.hello]\ntimout = \"2s\"\n", "main.star": ""})
+// Load sends a project whose fiat.toml has problems, so that the server
+// reports them together with those of the scripts: it fails only when it
+// cannot tell which files to send.
+func TestLoadWorksAroundFiatTomlProblems(t *testing.T) {
+	dir := writeProject(t, map[string]string{
+		"fiat.toml":     "[services.hello]\ntimout = \"2s\"\n[services.Bad]\ndir = \"bad\"\n[services.out]\ndir = \"..\"\n",
+		"main.star":     "",
+		"bad/main.star": "",
+	})
+	b, err := Load(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, want := filePaths(b.Files), []string{"bad/main.star", "fiat.toml", "main.star"}; !slices.Equal(got, want) {
+		t.Errorf("got files %q, want %q", got, want)
+	}
+	_, problems := Versions(b)
+	if got := problemsOf(t, problems); len(got) != 3 || got[0] != "fiat.toml:2:1: unknown key services.hello.timout: did you mean timeout?" {
+		t.Errorf("got problems %q", got)
+	}
+}
+
+func TestLoadRefusesInvalidTOML(t *testing.T) {
+	dir := writeProject(t, map[string]string{"fiat.toml": "[services.hello\n", "main.star": ""})
 	_, err := Load(dir)
 	got := problemsOf(t, err)
-	if want := []string{"fiat.toml:2:1: unknown key services.hello.timout: did you mean timeout?"}; !slices.Equal(got, want) {
+	if want := []string{"fiat.toml:1:16: expected ']' to close table name"}; !slices.Equal(got, want) {
 		t.Errorf("got %q, want %q", got, want)
 	}
 }
@@ -108,9 +130,9 @@ func load(t *testing.T, dir string) (Bundle, []*fiat.Version) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	versions, err := Versions(b)
-	if err != nil {
-		t.Fatal(err)
+	versions, problems := Versions(b)
+	if len(problems) > 0 {
+		t.Fatal(problems)
 	}
 	return b, versions
 }
@@ -163,8 +185,9 @@ func TestVersionIDs(t *testing.T) {
 		f["fiat.toml"] = strings.Replace(manifest, "# the shop", "# our shop, with a longer comment", 1)
 	})
 	unchanged("defaults written out", func(f map[string]string) {
-		f["fiat.toml"] = manifest + "kind = \"script\"\nmax_steps = 1_000_000\n"
+		f["fiat.toml"] = manifest + "kind = \"script\"\nmax_steps = 1_000_000\nmemory = \"64MiB\"\n"
 	})
+	unchanged("memory spelled in bytes", func(f map[string]string) { f["fiat.toml"] = manifest + "memory = 67_108_864\n" })
 	unchanged("dir moved", func(f map[string]string) {
 		f["fiat.toml"] = strings.Replace(manifest, `dir = "api"`, `dir = "services/api"`, 1)
 		f["services/api/main.star"], f["services/api/lib.star"] = f["api/main.star"], f["api/lib.star"]
@@ -180,6 +203,7 @@ func TestVersionIDs(t *testing.T) {
 		delete(f, "api/lib.star")
 	})
 	changed("max_steps changed", func(f map[string]string) { f["fiat.toml"] = manifest + "max_steps = 5\n" })
+	changed("memory changed", func(f map[string]string) { f["fiat.toml"] = manifest + "memory = \"64MB\"\n" })
 	changed("timeout changed", func(f map[string]string) {
 		f["fiat.toml"] = strings.Replace(manifest, `timeout = "1s"`, `timeout = "1.5s"`, 1)
 	})

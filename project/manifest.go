@@ -2,6 +2,7 @@ package project
 
 import (
 	"cmp"
+	"fmt"
 	"maps"
 	"path"
 	"slices"
@@ -24,18 +25,21 @@ const (
 	defaultTimeout  = 2 * time.Second
 	minTimeout      = time.Millisecond
 	maxTimeout      = 5 * time.Minute
+	minMemory       = 1 << 20
+	maxMemory       = 4 << 30
 )
 
-// serviceKeys are the keys of a [services.NAME] table, with the TOML type
+// serviceKeys are the keys of a [services.NAME] table, with the TOML types
 // each takes and an example value for messages.
 var serviceKeys = map[string]struct {
-	kind    unstable.Kind
+	kinds   []unstable.Kind
 	example string
 }{
-	"dir":       {unstable.String, `"hello"`},
-	"kind":      {unstable.String, `"script"`},
-	"max_steps": {unstable.Integer, "1_000_000"},
-	"timeout":   {unstable.String, `"2s"`},
+	"dir":       {[]unstable.Kind{unstable.String}, `"hello"`},
+	"kind":      {[]unstable.Kind{unstable.String}, `"script"`},
+	"max_steps": {[]unstable.Kind{unstable.Integer}, "1_000_000"},
+	"memory":    {[]unstable.Kind{unstable.String, unstable.Integer}, `"64MiB"`},
+	"timeout":   {[]unstable.Kind{unstable.String}, `"2s"`},
 }
 
 var serviceKeyNames = slices.Sorted(maps.Keys(serviceKeys))
@@ -43,6 +47,7 @@ var serviceKeyNames = slices.Sorted(maps.Keys(serviceKeys))
 // manifest is a project's fiat.toml, read and checked.
 type manifest struct {
 	services []*service // sorted by name
+	dirs     dirTree    // of the services that have one
 }
 
 // service is what fiat.toml says about one service.
@@ -74,6 +79,11 @@ func parseManifest(data []byte) (*manifest, fiat.Problems) {
 		return strings.Compare(a.name, b.name)
 	})}
 	c.checkDirsDiffer(m.services)
+	for _, svc := range m.services {
+		if svc.dir != "" {
+			m.dirs.add(svc)
+		}
+	}
 	if len(m.services) == 0 {
 		c.problems = append(c.problems, fiat.Problem{Path: manifestName, Message: "declares no services: add a [services.NAME] table"})
 	}
@@ -114,11 +124,6 @@ func (c *checker) reportKey(key []keyPart, at position, format string, args ...a
 }
 
 func (c *checker) check(s setting) {
-	// fiat.toml nests three deep (services.NAME.KEY), so a longer key says
-	// that its first three parts name a table.
-	if len(s.key) > 3 {
-		s = setting{key: s.key[:3], kind: unstable.Table, at: s.key[2].at}
-	}
 	for i := range s.key {
 		if c.reported[keyString(s.key[:i+1])] {
 			return
@@ -164,7 +169,7 @@ func (c *checker) service(name keyPart) *service {
 		name:   name.name,
 		dir:    ".",
 		dirAt:  name.at,
-		config: fiat.Config{Kind: fiat.Script, MaxSteps: defaultMaxSteps, Timeout: defaultTimeout},
+		config: fiat.Config{Kind: fiat.Script, MaxSteps: defaultMaxSteps, Timeout: defaultTimeout, Memory: fiat.DefaultMemory},
 	}
 	c.services[name.name] = svc
 	return svc
@@ -177,8 +182,12 @@ func (c *checker) setKey(svc *service, s setting) {
 	switch {
 	case !known:
 		c.unknownKey(s.key, serviceKeyNames, "a service's keys are "+strings.Join(serviceKeyNames, ", "))
-	case s.kind != want.kind:
-		c.reportKey(s.key, s.at, "%s must be %s, like %s = %s, not %s", keyString(s.key), kindNames[want.kind], name, want.example, kindNames[s.kind])
+	case !slices.Contains(want.kinds, s.kind):
+		var kinds []string
+		for _, k := range want.kinds {
+			kinds = append(kinds, kindNames[k])
+		}
+		c.reportKey(s.key, s.at, "%s must be %s, like %s = %s, not %s", keyString(s.key), strings.Join(kinds, " or "), name, want.example, kindNames[s.kind])
 	case name == "dir":
 		c.setDir(svc, s)
 	case name == "kind":
@@ -192,6 +201,13 @@ func (c *checker) setKey(svc *service, s setting) {
 			return
 		}
 		svc.config.MaxSteps = uint64(n)
+	case name == "memory":
+		memory, err := parseMemory(s)
+		if err != nil {
+			c.report(s.at, "%s", err)
+			return
+		}
+		svc.config.Memory = memory
 	case name == "timeout":
 		timeout, err := time.ParseDuration(s.value)
 		switch {
@@ -203,6 +219,61 @@ func (c *checker) setKey(svc *service, s setting) {
 			svc.config.Timeout = timeout
 		}
 	}
+}
+
+// memoryUnits are the units of memory = "64MiB": powers of 1024 and of
+// 1000, as their names say. (go-humanize's ParseBytes would also take
+// floats, and a bare "M" that some read as MB and others as MiB.)
+var memoryUnits = map[string]uint64{
+	"KiB": 1 << 10, "MiB": 1 << 20, "GiB": 1 << 30,
+	"KB": 1e3, "MB": 1e6, "GB": 1e9,
+}
+
+// parseMemory reads memory, an integer of bytes or a string like "64MiB",
+// and checks its range.
+func parseMemory(s setting) (uint64, error) {
+	const units = `KiB, MiB or GiB (powers of 1024) or KB, MB or GB (powers of 1000)`
+	outOfRange := func() error {
+		if s.kind == unstable.Integer {
+			return fmt.Errorf("memory must be from 1MiB to 4GiB (%d to %d bytes), not %s", minMemory, maxMemory, s.value)
+		}
+		return fmt.Errorf("memory must be from 1MiB to 4GiB, not %q", s.value)
+	}
+	var n uint64
+	if s.kind == unstable.Integer {
+		// A TOML integer is a Go integer literal that fits an int64.
+		bytes, err := strconv.ParseInt(s.value, 0, 64)
+		if err != nil || bytes < 0 {
+			return 0, outOfRange()
+		}
+		n = uint64(bytes)
+	} else {
+		digits := strings.TrimLeft(s.value, "0123456789")
+		number, unit := s.value[:len(s.value)-len(digits)], strings.TrimSpace(digits)
+		scale, known := memoryUnits[unit]
+		switch {
+		case number == "" || strings.HasPrefix(unit, "."):
+			return 0, fmt.Errorf("memory %q is not a size: write a whole number and a unit of %s, like \"64MiB\", or an integer of bytes", s.value, units)
+		case unit == "":
+			return 0, fmt.Errorf("memory %q has no unit: write it like \"%sMiB\", or as an integer of bytes, memory = %s", s.value, number, number)
+		case !known:
+			for name := range memoryUnits {
+				if strings.EqualFold(unit, name) {
+					return 0, fmt.Errorf("memory %q: units are case-sensitive, did you mean \"%s%s\"?", s.value, number, name)
+				}
+			}
+			return 0, fmt.Errorf("memory %q has an unknown unit %q: units are %s", s.value, unit, units)
+		}
+		count, err := strconv.ParseUint(number, 10, 64)
+		if err != nil || count > maxMemory/scale {
+			return 0, outOfRange()
+		}
+		n = count * scale
+	}
+	if n < minMemory || n > maxMemory {
+		return 0, outOfRange()
+	}
+	return n, nil
 }
 
 func (c *checker) setDir(svc *service, s setting) {
@@ -293,6 +364,47 @@ func editDistance(a, b string) int {
 	return prev[len(b)]
 }
 
+// dirTree holds the dirs of services, one element per level, so that
+// finding the service of a file takes time in the length of its path
+// rather than in the number of services.
+type dirTree struct {
+	service *service // whose dir this is, or nil
+	sub     map[string]*dirTree
+}
+
+func (t *dirTree) add(svc *service) {
+	node := t
+	if svc.dir != "." {
+		for elem := range strings.SplitSeq(svc.dir, "/") {
+			if node.sub == nil {
+				node.sub = map[string]*dirTree{}
+			}
+			if node.sub[elem] == nil {
+				node.sub[elem] = &dirTree{}
+			}
+			node = node.sub[elem]
+		}
+	}
+	node.service = svc
+}
+
+// owner returns the service whose dir is the deepest to hold the path
+// made of elems, and how many of elems that dir has; or nil. onPath
+// reports whether elems lead to a service's dir or are one.
+func (t *dirTree) owner(elems []string) (owner *service, depth int, onPath bool) {
+	node := t
+	owner = t.service
+	for i, elem := range elems {
+		if node = node.sub[elem]; node == nil {
+			return owner, depth, false
+		}
+		if node.service != nil {
+			owner, depth = node.service, i+1
+		}
+	}
+	return owner, depth, true
+}
+
 // serviceOf returns the service that file (a path relative to the project
 // root) belongs to, or nil. A service owns the .star files under its dir,
 // except hidden ones and those under the dir of a service nested inside it.
@@ -302,13 +414,9 @@ func (m *manifest) serviceOf(file string) *service {
 	if path.Ext(file) != ".star" {
 		return nil
 	}
-	var owner *service
-	for _, svc := range m.services {
-		if file != svc.dir && inside(file, svc.dir) && (owner == nil || inside(svc.dir, owner.dir)) {
-			owner = svc
-		}
-	}
-	if owner == nil || hidden(relativeTo(file, owner.dir)) {
+	elems := strings.Split(file, "/")
+	owner, depth, _ := m.dirs.owner(elems[:len(elems)-1])
+	if owner == nil || hidden(elems[depth:]) {
 		return nil
 	}
 	return owner
@@ -318,17 +426,12 @@ func (m *manifest) serviceOf(file string) *service {
 // root) may hold files of a service, or lead to one's dir: Load walks no
 // other directories.
 func (m *manifest) mayHoldFiles(dir string) bool {
-	for _, svc := range m.services {
-		if inside(svc.dir, dir) || inside(dir, svc.dir) && !hidden(relativeTo(dir, svc.dir)) {
-			return true
-		}
+	var elems []string
+	if dir != "." {
+		elems = strings.Split(dir, "/")
 	}
-	return false
-}
-
-// inside reports whether p is dir or a path under it.
-func inside(p, dir string) bool {
-	return dir == "." || p == dir || strings.HasPrefix(p, dir+"/")
+	owner, depth, onPath := m.dirs.owner(elems)
+	return onPath || owner != nil && !hidden(elems[depth:])
 }
 
 // relativeTo returns p, which is inside dir, relative to dir.
@@ -342,8 +445,8 @@ func relativeTo(p, dir string) string {
 	return strings.TrimPrefix(p, dir+"/")
 }
 
-// hidden reports whether a relative path has an element starting with a
-// dot, as .git and editors' backups do.
-func hidden(p string) bool {
-	return p != "." && (strings.HasPrefix(p, ".") || strings.Contains(p, "/."))
+// hidden reports whether a path, given as its elements, has one starting
+// with a dot, as .git and editors' backups do.
+func hidden(elems []string) bool {
+	return slices.ContainsFunc(elems, func(elem string) bool { return strings.HasPrefix(elem, ".") })
 }

@@ -27,11 +27,7 @@ func problemsOf(t *testing.T, err error) []string {
 	if !errors.As(err, &problems) {
 		t.Fatalf("got error %v, want fiat.Problems", err)
 	}
-	var out []string
-	for _, p := range problems {
-		out = append(out, p.String())
-	}
-	return out
+	return strings.Split(problems.Error(), "\n")
 }
 
 func TestVersionsReportsEveryProblemWhereItIs(t *testing.T) {
@@ -59,7 +55,7 @@ func TestVersionsReportsEveryProblemWhereItIs(t *testing.T) {
 	}, {
 		name:     "unknown key with no close match",
 		manifest: "[services.hello]\nport = 8080\n",
-		want:     []string{"fiat.toml:2:1: unknown key services.hello.port: a service's keys are dir, kind, max_steps, timeout"},
+		want:     []string{"fiat.toml:2:1: unknown key services.hello.port: a service's keys are dir, kind, max_steps, memory, timeout"},
 	}, {
 		name:     "unknown top-level table",
 		manifest: "[service.hello]\n",
@@ -228,7 +224,7 @@ colour = "blue"
 			`fiat.toml:2:7: dir "web" holds no .star files`,
 			`fiat.toml:3:11: timeout "forever" is not a duration: write it like "2s" or "500ms"`,
 			"fiat.toml:7:13: max_steps must be from 1 to 10_000_000_000, not 0",
-			"fiat.toml:8:1: unknown key services.api.colour: a service's keys are dir, kind, max_steps, timeout",
+			"fiat.toml:8:1: unknown key services.api.colour: a service's keys are dir, kind, max_steps, memory, timeout",
 			"api/main.star: missing: a script service starts at main.star",
 		},
 	}}
@@ -238,11 +234,8 @@ colour = "blue"
 			if files == nil {
 				files = []string{"main.star"}
 			}
-			versions, err := Versions(bundleOf(test.manifest, files...))
-			if versions != nil {
-				t.Errorf("got versions, want none")
-			}
-			got := problemsOf(t, err)
+			_, problems := Versions(bundleOf(test.manifest, files...))
+			got := problemsOf(t, problems)
 			if !slices.Equal(got, test.want) {
 				t.Errorf("got problems\n%s\nwant\n%s", strings.Join(got, "\n"), strings.Join(test.want, "\n"))
 			}
@@ -251,15 +244,15 @@ colour = "blue"
 }
 
 func TestVersionsAppliesDefaults(t *testing.T) {
-	versions, err := Versions(bundleOf("[services.hello]\n", "main.star", "lib/util.star"))
-	if err != nil {
-		t.Fatal(err)
+	versions, problems := Versions(bundleOf("[services.hello]\n", "main.star", "lib/util.star"))
+	if len(problems) > 0 {
+		t.Fatal(problems)
 	}
 	if len(versions) != 1 {
 		t.Fatalf("got %d versions, want 1", len(versions))
 	}
 	v := versions[0]
-	want := fiat.Config{Kind: fiat.Script, MaxSteps: 1_000_000, Timeout: 2 * time.Second}
+	want := fiat.Config{Kind: fiat.Script, MaxSteps: 1_000_000, Timeout: 2 * time.Second, Memory: 64 << 20}
 	if v.Service != "hello" || v.Config != want {
 		t.Errorf("got service %q with %+v, want hello with %+v", v.Service, v.Config, want)
 	}
@@ -272,24 +265,29 @@ func TestVersionsAppliesDefaults(t *testing.T) {
 }
 
 func TestVersionsAcceptsTheLimits(t *testing.T) {
-	versions, err := Versions(bundleOf(`
+	versions, problems := Versions(bundleOf(`
 [services.low]
 dir = "low"
 max_steps = 1
 timeout = "1ms"
 kind = "script"
+memory = "1MiB"
 
 [services.high]
 dir = "high"
 max_steps = 10_000_000_000
 timeout = "5m"
+memory = 4294967296
 `, "low/main.star", "high/main.star"))
-	if err != nil {
-		t.Fatal(err)
+	if len(problems) > 0 {
+		t.Fatal(problems)
+	}
+	if len(versions) != 2 {
+		t.Fatalf("got %d versions, want 2", len(versions))
 	}
 	want := []fiat.Config{
-		{Kind: fiat.Script, MaxSteps: 10_000_000_000, Timeout: 5 * time.Minute},
-		{Kind: fiat.Script, MaxSteps: 1, Timeout: time.Millisecond},
+		{Kind: fiat.Script, MaxSteps: 10_000_000_000, Timeout: 5 * time.Minute, Memory: 4 << 30},
+		{Kind: fiat.Script, MaxSteps: 1, Timeout: time.Millisecond, Memory: 1 << 20},
 	}
 	for i, v := range versions {
 		if v.Config != want[i] {
@@ -308,9 +306,9 @@ func TestVersionsReadsAnyTOMLSpelling(t *testing.T) {
 	}
 	var want fiat.Hash
 	for _, manifest := range spellings {
-		versions, err := Versions(bundleOf(manifest, "main.star"))
-		if err != nil {
-			t.Fatalf("%s: %v", manifest, err)
+		versions, problems := Versions(bundleOf(manifest, "main.star"))
+		if len(problems) > 0 {
+			t.Fatalf("%s: %v", manifest, problems)
 		}
 		if want == "" {
 			want = versions[0].ID
@@ -335,9 +333,9 @@ dir = "api/jobs"
 		"api/main.star", "api/.cache/old.star", "api/util/strings.star", "api/util/strings_test.star",
 		"api/jobs/main.star",
 	)
-	versions, err := Versions(b)
-	if err != nil {
-		t.Fatal(err)
+	versions, problems := Versions(b)
+	if len(problems) > 0 {
+		t.Fatal(problems)
 	}
 	want := map[string][]string{
 		"api":  {"main.star", "util/strings.star", "util/strings_test.star"},
@@ -359,13 +357,13 @@ dir = "api/jobs"
 // A .star file no service owns is ignored, and is in no version's hash.
 func TestVersionsIgnoresFilesOfNoService(t *testing.T) {
 	manifest := "[services.web]\ndir = \"web\"\n"
-	before, err := Versions(bundleOf(manifest, "web/main.star"))
-	if err != nil {
-		t.Fatal(err)
+	before, problems := Versions(bundleOf(manifest, "web/main.star"))
+	if len(problems) > 0 {
+		t.Fatal(problems)
 	}
-	after, err := Versions(bundleOf(manifest, "web/main.star", "scripts/deploy.star", "webhooks/main.star"))
-	if err != nil {
-		t.Fatal(err)
+	after, problems := Versions(bundleOf(manifest, "web/main.star", "scripts/deploy.star", "webhooks/main.star"))
+	if len(problems) > 0 {
+		t.Fatal(problems)
 	}
 	if before[0].ID != after[0].ID {
 		t.Errorf("a file outside web changed its id")
@@ -373,8 +371,11 @@ func TestVersionsIgnoresFilesOfNoService(t *testing.T) {
 }
 
 func TestVersionsNeedsAManifest(t *testing.T) {
-	_, err := Versions(Bundle{Files: []fiat.File{{Path: "main.star"}}})
-	got := problemsOf(t, err)
+	versions, problems := Versions(Bundle{Files: []fiat.File{{Path: "main.star"}}})
+	if versions != nil {
+		t.Errorf("got versions without a fiat.toml")
+	}
+	got := problemsOf(t, problems)
 	if want := []string{"fiat.toml: missing: a project starts at fiat.toml"}; !slices.Equal(got, want) {
 		t.Errorf("got %q, want %q", got, want)
 	}
@@ -409,11 +410,124 @@ func filePaths(files []fiat.File) []string {
 func TestVersionsSortsFiles(t *testing.T) {
 	b := bundleOf("[services.hello]\n", "main.star", "b.star", "a/z.star")
 	slices.Reverse(b.Files)
-	versions, err := Versions(b)
-	if err != nil {
-		t.Fatal(err)
+	versions, problems := Versions(b)
+	if len(problems) > 0 {
+		t.Fatal(problems)
 	}
 	if got, want := filePaths(versions[0].Files), []string{"a/z.star", "b.star", "main.star"}; !slices.Equal(got, want) {
 		t.Errorf("got files %q, want %q", got, want)
+	}
+}
+
+func TestVersionsReadsMemory(t *testing.T) {
+	for value, want := range map[string]uint64{
+		`1048576`:   1 << 20,
+		`0x100000`:  1 << 20,
+		`"1MiB"`:    1 << 20,
+		`"1024KiB"`: 1 << 20,
+		`"64MiB"`:   64 << 20,
+		`"64 MiB"`:  64 << 20,
+		`"2MB"`:     2_000_000,
+		`"1100KB"`:  1_100_000,
+		`"1GB"`:     1_000_000_000,
+		`"4GiB"`:    4 << 30,
+		`"4096MiB"`: 4 << 30,
+	} {
+		versions, problems := Versions(bundleOf("[services.hello]\nmemory = "+value+"\n", "main.star"))
+		if len(problems) > 0 {
+			t.Errorf("memory = %s: %v", value, problems)
+			continue
+		}
+		if got := versions[0].Config.Memory; got != want {
+			t.Errorf("memory = %s: got %d bytes, want %d", value, got, want)
+		}
+	}
+}
+
+func TestVersionsRefusesBadMemory(t *testing.T) {
+	for value, want := range map[string]string{
+		`0`:                         `memory must be from 1MiB to 4GiB (1048576 to 4294967296 bytes), not 0`,
+		`-1`:                        `memory must be from 1MiB to 4GiB (1048576 to 4294967296 bytes), not -1`,
+		`1048575`:                   `memory must be from 1MiB to 4GiB (1048576 to 4294967296 bytes), not 1048575`,
+		`4294967297`:                `memory must be from 1MiB to 4GiB (1048576 to 4294967296 bytes), not 4294967297`,
+		`"1023KiB"`:                 `memory must be from 1MiB to 4GiB, not "1023KiB"`,
+		`"5GB"`:                     `memory must be from 1MiB to 4GiB, not "5GB"`,
+		`"0MiB"`:                    `memory must be from 1MiB to 4GiB, not "0MiB"`,
+		`"99999999999999999999GiB"`: `memory must be from 1MiB to 4GiB, not "99999999999999999999GiB"`,
+		`"18014398509481984GiB"`:    `memory must be from 1MiB to 4GiB, not "18014398509481984GiB"`,
+		`"64"`:                      `memory "64" has no unit: write it like "64MiB", or as an integer of bytes, memory = 64`,
+		`"64mib"`:                   `memory "64mib": units are case-sensitive, did you mean "64MiB"?`,
+		`"64Mb"`:                    `memory "64Mb": units are case-sensitive, did you mean "64MB"?`,
+		`"64M"`:                     `memory "64M" has an unknown unit "M": units are KiB, MiB or GiB (powers of 1024) or KB, MB or GB (powers of 1000)`,
+		`"64 megs"`:                 `memory "64 megs" has an unknown unit "megs": units are KiB, MiB or GiB (powers of 1024) or KB, MB or GB (powers of 1000)`,
+		`"1.5GiB"`:                  `memory "1.5GiB" is not a size: write a whole number and a unit of KiB, MiB or GiB (powers of 1024) or KB, MB or GB (powers of 1000), like "64MiB", or an integer of bytes`,
+		`"MiB"`:                     `memory "MiB" is not a size: write a whole number and a unit of KiB, MiB or GiB (powers of 1024) or KB, MB or GB (powers of 1000), like "64MiB", or an integer of bytes`,
+		`""`:                        `memory "" is not a size: write a whole number and a unit of KiB, MiB or GiB (powers of 1024) or KB, MB or GB (powers of 1000), like "64MiB", or an integer of bytes`,
+		`"-64MiB"`:                  `memory "-64MiB" is not a size: write a whole number and a unit of KiB, MiB or GiB (powers of 1024) or KB, MB or GB (powers of 1000), like "64MiB", or an integer of bytes`,
+		`6.4e7`:                     `services.hello.memory must be a string or an integer, like memory = "64MiB", not a float`,
+		`true`:                      `services.hello.memory must be a string or an integer, like memory = "64MiB", not a boolean`,
+	} {
+		versions, problems := Versions(bundleOf("[services.hello]\nmemory = "+value+"\n", "main.star"))
+		got := problemsOf(t, problems)
+		if want := "fiat.toml:2:10: " + want; !slices.Equal(got, []string{want}) {
+			t.Errorf("memory = %s: got %q, want %q", value, got, want)
+		}
+		// The version still builds, with the default, so that the deploy
+		// reports the problems of its scripts too.
+		if len(versions) != 1 || versions[0].Config.Memory != fiat.DefaultMemory {
+			t.Errorf("memory = %s: got versions %+v, want one with the default memory", value, versions)
+		}
+	}
+}
+
+// A problem in fiat.toml must not hide the others: every service that has
+// files gets a version (a wrong setting takes its default) for the deploy
+// to compile and test, and every problem comes back with them.
+func TestVersionsBuildsEveryServiceItCan(t *testing.T) {
+	b := bundleOf(`
+[services.web]
+dir = "web"
+timeout = "forever"
+colour = "blue"
+
+[services.Admin]
+dir = "admin"
+
+[services.api]
+dir = "/srv/api"
+
+[services.jobs]
+dir = "jobs"
+`, "admin/main.star", "jobs/lib.star")
+	b.Files = append(b.Files, fiat.File{Path: "web/main.star", Data: []byte("def broken(:\n")})
+	sortFiles(b.Files)
+	versions, problems := Versions(b)
+	var services []string
+	for _, v := range versions {
+		services = append(services, v.Service)
+	}
+	if want := []string{"Admin", "web"}; !slices.Equal(services, want) {
+		t.Fatalf("got versions of %q, want %q", services, want)
+	}
+	web := versions[1]
+	if web.Config.Timeout != 2*time.Second || string(web.Files[0].Data) != "def broken(:\n" || web.ID != fiat.HashVersion(web) {
+		t.Errorf("got web %+v, want its main.star, the default timeout and its hash", web)
+	}
+	want := []string{
+		`fiat.toml:4:11: timeout "forever" is not a duration: write it like "2s" or "500ms"`,
+		"fiat.toml:5:1: unknown key services.web.colour: a service's keys are dir, kind, max_steps, memory, timeout",
+		`fiat.toml:7:11: service name "Admin" must start with a lowercase letter: service names use lowercase letters, digits and single dashes, start with a letter and are at most 30 characters`,
+		`fiat.toml:11:7: dir "/srv/api" is absolute: give it relative to fiat.toml`,
+		"jobs/main.star: missing: a script service starts at main.star",
+	}
+	if got := problemsOf(t, problems); !slices.Equal(got, want) {
+		t.Errorf("got problems\n%s\nwant\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
+	}
+}
+
+func TestVersionsOfInvalidTOMLAreNone(t *testing.T) {
+	versions, problems := Versions(bundleOf("[services.hello]\ntimeout = \n", "main.star"))
+	if versions != nil || len(problems) != 1 {
+		t.Errorf("got versions %v and problems %v, want no versions and one problem", versions, problems)
 	}
 }

@@ -25,8 +25,10 @@ type Bundle struct {
 // Load reads the project in dir: fiat.toml and, for each service it
 // declares, the .star files under the service's dir (recursively; skipping
 // hidden files and directories, symlinks, and the dirs of other services
-// nested inside it). A fiat.toml with problems gives them as fiat.Problems;
-// Versions checks the rest.
+// nested inside it). It fails only when it cannot tell which files those
+// are: a fiat.toml that is not valid TOML gives its problem as
+// fiat.Problems. Versions reports every other problem, those of fiat.toml
+// included, so that the server reports them with those of the scripts.
 func Load(dir string) (Bundle, error) {
 	project := os.DirFS(dir)
 	manifestData, err := fs.ReadFile(project, manifestName)
@@ -37,7 +39,7 @@ func Load(dir string) (Bundle, error) {
 		return Bundle{}, err
 	}
 	m, problems := parseManifest(manifestData)
-	if len(problems) > 0 {
+	if m == nil {
 		return Bundle{}, problems
 	}
 	b := Bundle{Files: []fiat.File{{Path: manifestName, Data: manifestData}}}
@@ -67,11 +69,16 @@ func Load(dir string) (Bundle, error) {
 	return b, nil
 }
 
-// Versions parses the bundle's fiat.toml and returns one version per
-// service, sorted by service name, with Files (relative to the service's
-// dir), Config (defaults applied) and ID filled in; Created is left zero.
-// Everything wrong comes back as fiat.Problems, all of them at once.
-func Versions(b Bundle) ([]*fiat.Version, error) {
+// Versions parses the bundle's fiat.toml and returns a version for every
+// service it declares well enough to build, sorted by service name, with
+// Files (relative to the service's dir), Config (defaults applied, also in
+// place of a setting that is wrong) and ID filled in; Created is left zero.
+// It also returns every problem it finds, so that a deploy reports them
+// with those of the versions' scripts, all at once. A service gets no
+// version when it has no files to build: its dir is not allowed, holds no
+// .star files or no main.star. Only a fiat.toml that is not valid TOML, or
+// is missing, gives no versions at all.
+func Versions(b Bundle) ([]*fiat.Version, fiat.Problems) {
 	m, problems := b.manifest()
 	if m == nil {
 		return nil, problems
@@ -94,15 +101,16 @@ func Versions(b Bundle) ([]*fiat.Version, error) {
 			problems = append(problems, svc.dirAt.problem("dir %q holds no .star files", svc.dir))
 		case !slices.ContainsFunc(v.Files, func(f fiat.File) bool { return f.Path == "main.star" }):
 			problems = append(problems, fiat.Problem{Path: path.Join(svc.dir, "main.star"), Message: "missing: a script service starts at main.star"})
+		default:
+			v.ID = fiat.HashVersion(v)
+			versions = append(versions, v)
 		}
-		v.ID = fiat.HashVersion(v)
-		versions = append(versions, v)
 	}
-	if len(problems) > 0 {
-		sortProblems(problems)
-		return nil, problems
+	if len(problems) == 0 {
+		return versions, nil
 	}
-	return versions, nil
+	sortProblems(problems)
+	return versions, problems
 }
 
 // Path returns where file, a path relative to the dir of serviceName, is

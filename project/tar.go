@@ -6,7 +6,10 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
+	"strings"
 	"time"
+	"unicode"
+	"unicode/utf8"
 
 	"github.com/fiatdev/fiat"
 )
@@ -14,6 +17,18 @@ import (
 // ErrTooLarge is wrapped by the error of ReadTar when a bundle is over its
 // size limit.
 var ErrTooLarge = errors.New("project bundle is too large")
+
+// Limits of a bundle besides its size. Every file costs memory and work in
+// each later step of a deploy however small it is, and a path is kept and
+// repeated in messages; no project needs more.
+const (
+	maxFiles   = 10_000
+	maxPathLen = 1024
+)
+
+// blockSize is the unit of a tar stream: every header and every file's
+// padded data is a whole number of blocks, and two zero blocks end it.
+const blockSize = 512
 
 // WriteTar writes the bundle as a plain tar stream, the wire format of a
 // project. The stream depends only on the files, so the same bundle always
@@ -38,40 +53,106 @@ func (b Bundle) WriteTar(w io.Writer) error {
 	return tw.Close()
 }
 
-// ReadTar reads a bundle written by WriteTar. It refuses a stream of more
-// than maxBytes with an error wrapping ErrTooLarge, and refuses entries
-// that are not regular files, or whose paths are not relative,
-// slash-separated and free of "." and "..", so that no bundle can name a
-// file outside its project.
+// ReadTar reads a bundle written by WriteTar, refusing anything a hostile
+// client could use to make it hold more than maxBytes or name a file
+// outside the project:
+//   - a stream of more than maxBytes, or files whose sizes add up to more
+//     (what a file expands to counts, not what is sent), with an error
+//     wrapping ErrTooLarge;
+//   - sparse files, which expand to far more than is sent;
+//   - entries that are not regular files, paths that are not relative,
+//     slash-separated, valid UTF-8 and free of "." and "..", control
+//     characters, the same path twice, more than maxFiles files or paths of
+//     more than maxPathLen bytes;
+//   - a stream that stops without the end-of-archive marker, which would
+//     otherwise deploy part of a project as if it were whole.
 func ReadTar(r io.Reader, maxBytes int64) (Bundle, error) {
-	tr := tar.NewReader(&sizeLimit{r: r, max: maxBytes})
+	stream := &sizeLimit{r: r, max: maxBytes}
+	tr := tar.NewReader(stream)
 	var b Bundle
 	seen := map[string]bool{}
+	left := maxBytes // for the files' data, as it expands
+	padding := int64(0)
 	for {
+		start := stream.read
 		hdr, err := tr.Next()
 		if err == io.EOF {
+			// archive/tar also ends quietly on a stream that stops where
+			// a header would start. Only the marker, two zero blocks read
+			// after the last file's padding, says nothing was cut off.
+			if stream.read-start-padding < 2*blockSize {
+				return Bundle{}, errTruncated
+			}
 			break
 		}
 		if err != nil {
-			return Bundle{}, fmt.Errorf("reading project bundle: %w", err)
+			return Bundle{}, readError("", err)
+		}
+		if err := checkEntry(hdr); err != nil {
+			return Bundle{}, err
 		}
 		switch {
-		case !fs.ValidPath(hdr.Name) || hdr.Name == ".":
-			return Bundle{}, fmt.Errorf("project bundle: unsafe path %q: paths must be relative and slash-separated, without . or .. elements", hdr.Name)
-		case hdr.Typeflag != tar.TypeReg:
-			return Bundle{}, fmt.Errorf("project bundle: %s is not a regular file", hdr.Name)
 		case seen[hdr.Name]:
 			return Bundle{}, fmt.Errorf("project bundle: %s appears twice", hdr.Name)
+		case len(b.Files) == maxFiles:
+			return Bundle{}, fmt.Errorf("project bundle has more than %d files: leave files no service needs out of service dirs", maxFiles)
+		case hdr.Size > left:
+			return Bundle{}, fmt.Errorf("%w: its files add up to more than %d bytes", ErrTooLarge, maxBytes)
 		}
 		seen[hdr.Name] = true
-		data, err := io.ReadAll(tr)
-		if err != nil {
-			return Bundle{}, fmt.Errorf("reading project bundle: %s: %w", hdr.Name, err)
+		left -= hdr.Size
+		// The size is within the limit and the entry is not sparse, so the
+		// stream holds that much data: allocate it once.
+		data := make([]byte, hdr.Size)
+		if _, err := io.ReadFull(tr, data); err != nil {
+			return Bundle{}, readError(hdr.Name+": ", err)
 		}
 		b.Files = append(b.Files, fiat.File{Path: hdr.Name, Data: data})
+		padding = -hdr.Size & (blockSize - 1)
 	}
 	sortFiles(b.Files)
 	return b, nil
+}
+
+var errTruncated = errors.New("the project bundle is truncated: it ends without the end-of-archive marker, so files may be missing; send the whole bundle, as `fiat deploy` does")
+
+// readError says what an error of the tar reader, reading the file named
+// by prefix, means for the client.
+func readError(prefix string, err error) error {
+	if errors.Is(err, io.ErrUnexpectedEOF) {
+		return errTruncated
+	}
+	return fmt.Errorf("reading project bundle: %s%w", prefix, err)
+}
+
+// checkEntry refuses an entry that is not a plain file at a safe path.
+func checkEntry(hdr *tar.Header) error {
+	name := hdr.Name
+	switch {
+	case len(name) > maxPathLen:
+		return fmt.Errorf("project bundle: the path %q… is %d bytes long: paths must be at most %d bytes", name[:40], len(name), maxPathLen)
+	case !fs.ValidPath(name) || name == "." || !utf8.ValidString(name) || strings.ContainsFunc(name, unicode.IsControl):
+		return fmt.Errorf("project bundle: unsafe path %q: paths must be relative and slash-separated, without . or .. elements or control characters", name)
+	case isSparse(hdr):
+		return fmt.Errorf("project bundle: %s is a sparse file, which expands to more than is sent: send its data, as `fiat deploy` does", name)
+	case hdr.Typeflag != tar.TypeReg:
+		return fmt.Errorf("project bundle: %s is not a regular file", name)
+	}
+	return nil
+}
+
+// isSparse reports whether hdr is a sparse file, in any of GNU's formats:
+// archive/tar would fill its holes with zeros as it is read.
+func isSparse(hdr *tar.Header) bool {
+	if hdr.Typeflag == tar.TypeGNUSparse {
+		return true
+	}
+	for key := range hdr.PAXRecords {
+		if strings.HasPrefix(key, "GNU.sparse.") {
+			return true
+		}
+	}
+	return false
 }
 
 // sizeLimit reads r, failing with ErrTooLarge once it has read more than

@@ -1,14 +1,25 @@
 package project
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
-	"slices"
 	"strings"
 
 	"github.com/fiatdev/fiat"
 	toml "github.com/pelletier/go-toml/v2"
 	"github.com/pelletier/go-toml/v2/unstable"
+)
+
+// Limits of fiat.toml, which a hostile bundle may fill with anything.
+// go-toml's decoder finds each key among its siblings one by one, so its
+// time grows with the square of the keys in a table (13,000 keys took
+// 170 ms, 2048 take 6). Checking a setting writes out its key, which
+// repeats the parts of its table's key: they must be short. A project
+// declaring hundreds of services is far within both.
+const (
+	maxManifestKeys = 2048
+	maxKeyLen       = 256
 )
 
 // position is a place in fiat.toml.
@@ -19,13 +30,16 @@ func (p position) problem(format string, args ...any) fiat.Problem {
 }
 
 // setting is one thing fiat.toml says: a key and its value, or a table
-// header, which declares a table. Its key is the full path from the root of
-// the document, so a setting reads the same whether fiat.toml spells its
-// table with a header, a dotted key or an inline table.
+// header, which declares a table. Its key is the path from the root of the
+// document, so a setting reads the same whether fiat.toml spells its table
+// with a header, a dotted key or an inline table. fiat.toml nests three
+// deep (services.NAME.KEY), so a longer key is kept as its first three
+// parts, naming a table.
 type setting struct {
 	key []keyPart
-	// kind is the value's TOML type: unstable.Table for table headers and
-	// inline tables alike, unstable.ArrayTable for [[headers]].
+	// kind is the value's TOML type: unstable.Table for table headers,
+	// inline tables and longer keys alike, unstable.ArrayTable for
+	// [[headers]].
 	kind unstable.Kind
 	// value is a string's content, or the literal of any other scalar.
 	value string
@@ -40,29 +54,38 @@ type keyPart struct {
 }
 
 // readSettings reads a TOML document into its settings, in document order.
-// The only problem it reports is the document not being valid TOML.
+// The only problem it reports is the document not being valid TOML, or
+// being over the limits above. Its time is linear in the size of data.
 func readSettings(data []byte) ([]setting, *fiat.Problem) {
-	// The decoder knows the rules the AST below does not enforce, such as
-	// no key being defined twice.
+	r := settingsReader{lines: lineCounter{data: data}}
+	r.p.Reset(data)
+	var table tableKey
+	for r.problem == nil && r.p.NextExpression() {
+		expr := r.p.Expression()
+		switch expr.Kind {
+		case unstable.Table, unstable.ArrayTable:
+			if table = r.key(tableKey{}, expr.Key()); r.problem != nil {
+				break
+			}
+			kind := expr.Kind
+			if table.deeper {
+				kind = unstable.Table
+			}
+			r.settings = append(r.settings, setting{key: table.parts, kind: kind, at: table.last()})
+		case unstable.KeyValue:
+			r.keyValue(table, expr)
+		}
+	}
+	if r.problem != nil {
+		return nil, r.problem
+	}
+	// The decoder knows the rules the parser does not enforce, such as no
+	// key being defined twice, and reports the first problem in the
+	// document, syntax errors included.
 	if err := toml.Unmarshal(data, new(map[string]any)); err != nil {
 		return nil, tomlProblem(err)
 	}
-	var p unstable.Parser
-	p.Reset(data)
-	var settings []setting
-	var table []keyPart
-	// The decoder accepted data, so the parser cannot fail on it.
-	for p.NextExpression() {
-		expr := p.Expression()
-		switch expr.Kind {
-		case unstable.Table, unstable.ArrayTable:
-			table = keyParts(&p, nil, expr.Key())
-			settings = append(settings, setting{key: table, kind: expr.Kind, at: table[len(table)-1].at})
-		case unstable.KeyValue:
-			settings = appendKeyValue(&p, settings, table, expr)
-		}
-	}
-	return settings, nil
+	return r.settings, nil
 }
 
 func tomlProblem(err error) *fiat.Problem {
@@ -75,38 +98,130 @@ func tomlProblem(err error) *fiat.Problem {
 	return &problem
 }
 
-// appendKeyValue appends the setting of kv, inside table, and those of the
-// inline tables it holds.
-func appendKeyValue(p *unstable.Parser, settings []setting, table []keyPart, kv *unstable.Node) []setting {
-	key := keyParts(p, table, kv.Key())
+// settingsReader reads the settings of a document, counting its keys.
+type settingsReader struct {
+	p        unstable.Parser
+	lines    lineCounter
+	settings []setting
+	keys     int
+	// problem is set when the document is over a limit.
+	problem *fiat.Problem
+}
+
+// tableKey is the key of a table: its first three parts, and whether it
+// has more.
+type tableKey struct {
+	parts  []keyPart
+	deeper bool
+}
+
+func (k tableKey) last() position { return k.parts[len(k.parts)-1].at }
+
+// keyValue reads the setting of kv, inside table, and those of the inline
+// tables it holds.
+func (r *settingsReader) keyValue(table tableKey, kv *unstable.Node) {
+	key := r.key(table, kv.Key())
+	if r.problem != nil {
+		return
+	}
 	value := kv.Value()
-	s := setting{key: key, kind: value.Kind, value: string(value.Data), at: key[len(key)-1].at}
-	if value.Raw.Length > 0 {
-		s.at = positionOf(p, value)
+	s := setting{key: key.parts, kind: value.Kind, at: key.last()}
+	switch {
+	case key.deeper:
+		s.kind = unstable.Table
+	case value.Kind == unstable.InlineTable:
+		s.kind = unstable.Table
+		if value.Raw.Length > 0 {
+			s.at = r.lines.at(int(value.Raw.Offset))
+		}
+	case value.Raw.Length > 0:
+		s.value = string(value.Data)
+		s.at = r.lines.at(int(value.Raw.Offset))
 	}
-	if value.Kind != unstable.InlineTable {
-		return append(settings, s)
-	}
-	s.kind = unstable.Table
-	settings = append(settings, s)
+	r.settings = append(r.settings, s)
 	children := value.Children()
 	for children.Next() {
-		settings = appendKeyValue(p, settings, key, children.Node())
+		child := children.Node()
+		if value.Kind == unstable.InlineTable && len(key.parts) < 3 {
+			r.keyValue(key, child)
+		} else {
+			r.countKeys(child)
+		}
 	}
-	return settings
 }
 
-func keyParts(p *unstable.Parser, table []keyPart, key unstable.Iterator) []keyPart {
-	parts := slices.Clone(table)
-	for key.Next() {
-		parts = append(parts, keyPart{string(key.Node().Data), positionOf(p, key.Node())})
+// key reads the key of an expression, inside table.
+func (r *settingsReader) key(table tableKey, parts unstable.Iterator) tableKey {
+	key := tableKey{parts: table.parts[:len(table.parts):len(table.parts)], deeper: table.deeper}
+	for parts.Next() {
+		part := parts.Node()
+		if r.count(part); r.problem != nil {
+			return key
+		}
+		if len(key.parts) == 3 {
+			key.deeper = true
+			continue
+		}
+		key.parts = append(key.parts, keyPart{string(part.Data), r.lines.at(int(part.Raw.Offset))})
 	}
-	return parts
+	return key
 }
 
-func positionOf(p *unstable.Parser, n *unstable.Node) position {
-	start := p.Shape(n.Raw).Start
-	return position{start.Line, start.Column}
+// countKeys counts the keys under n, a value or a key-value in an array or
+// a table too deep to hold settings: the decoder still reads them.
+func (r *settingsReader) countKeys(n *unstable.Node) {
+	if n.Kind == unstable.KeyValue {
+		parts := n.Key()
+		for parts.Next() {
+			if r.count(parts.Node()); r.problem != nil {
+				return
+			}
+		}
+		n = n.Value()
+	}
+	children := n.Children()
+	for r.problem == nil && children.Next() {
+		r.countKeys(children.Node())
+	}
+}
+
+// count counts one key part, and sets r.problem when the document is over
+// a limit.
+func (r *settingsReader) count(part *unstable.Node) {
+	r.keys++
+	switch {
+	case r.keys > maxManifestKeys:
+		p := r.lines.at(int(part.Raw.Offset)).problem("fiat.toml has more than %d keys (each part of a dotted key counts): declare only services and their settings", maxManifestKeys)
+		r.problem = &p
+	case len(part.Data) > maxKeyLen:
+		p := r.lines.at(int(part.Raw.Offset)).problem("key %q… is %d bytes long: keys in fiat.toml are at most %d bytes", part.Data[:40], len(part.Data), maxKeyLen)
+		r.problem = &p
+	}
+}
+
+// lineCounter finds the line and column of offsets in a document. Asked in
+// increasing order, as a parser meets them, it reads the document once.
+type lineCounter struct {
+	data []byte
+	// The line of offset, 0-based, and where it starts.
+	offset, line, lineStart int
+}
+
+func (c *lineCounter) at(offset int) position {
+	if offset < c.offset {
+		*c = lineCounter{data: c.data}
+	}
+	for {
+		i := bytes.IndexByte(c.data[c.offset:offset], '\n')
+		if i < 0 {
+			break
+		}
+		c.line++
+		c.lineStart = c.offset + i + 1
+		c.offset = c.lineStart
+	}
+	c.offset = offset
+	return position{c.line + 1, offset - c.lineStart + 1}
 }
 
 // keyString writes key as TOML would, quoting the parts that need it.
