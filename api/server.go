@@ -126,13 +126,6 @@ func plural(n int, what string) string {
 }
 
 func (s *server) deploy(r *http.Request) (any, error) {
-	bundle, err := project.ReadTar(r.Body, s.cfg.MaxBundle)
-	if errors.Is(err, project.ErrTooLarge) {
-		return nil, fmt.Errorf("%w: the project is over the server's limit of %d bytes: leave large files out of service dirs, or start the server with a larger --max-bundle", project.ErrTooLarge, s.cfg.MaxBundle)
-	}
-	if err != nil {
-		return nil, &Error{Status: http.StatusBadRequest, Message: err.Error()}
-	}
 	var env *string
 	if query := r.URL.Query(); query.Has("env") {
 		env = new(query.Get("env"))
@@ -140,6 +133,13 @@ func (s *server) deploy(r *http.Request) (any, error) {
 	name, err := envField("env", env)
 	if err != nil {
 		return nil, err
+	}
+	bundle, err := project.ReadTar(r.Body, s.cfg.MaxBundle)
+	if errors.Is(err, project.ErrTooLarge) {
+		return nil, fmt.Errorf("%w: the project is over the server's limit of %d bytes: leave large files out of service dirs, or start the server with a larger --max-bundle", project.ErrTooLarge, s.cfg.MaxBundle)
+	}
+	if err != nil {
+		return nil, &Error{Status: http.StatusBadRequest, Message: err.Error()}
 	}
 	return s.cfg.Deployer.Deploy(r.Context(), name, bundle)
 }

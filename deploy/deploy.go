@@ -154,10 +154,9 @@ func (d *Deployer) deploy(ctx context.Context, env string, bundle project.Bundle
 	if err := checkEnvName(env); err != nil {
 		return Result{}, err
 	}
+	// Every problem at once: the versions fiat.toml lets us build are
+	// validated even when it has problems of its own.
 	versions, problems := project.Versions(bundle)
-	if len(problems) > 0 {
-		return Result{}, problems
-	}
 	// The change is decided on what the router serves now, which is
 	// every change committed so far.
 	seen, _ := d.router.Env(env)
@@ -167,11 +166,11 @@ func (d *Deployer) deploy(ctx context.Context, env string, bundle project.Bundle
 			fresh = append(fresh, v)
 		}
 	}
-	ready, problems := d.validate(ctx, bundle, fresh)
+	ready, invalid := d.validate(ctx, fresh)
 	if err := ctx.Err(); err != nil {
 		return Result{}, err
 	}
-	if len(problems) > 0 {
+	if problems = bundle.Problems(problems, invalid); len(problems) > 0 {
 		return Result{}, problems
 	}
 	now := time.Now().UTC()
@@ -230,17 +229,18 @@ func (d *Deployer) commitDeploy(ctx context.Context, env string, versions, fresh
 
 // validate compiles, starts and tests each version, taking the modules it
 // does not change from the service's last validated version. It returns
-// the started versions, and every problem found.
-func (d *Deployer) validate(ctx context.Context, bundle project.Bundle, versions []*fiat.Version) (map[fiat.Hash]*script.App, fiat.Problems) {
+// the started versions, and the problems of the others by service, their
+// paths relative to the service's dir.
+func (d *Deployer) validate(ctx context.Context, versions []*fiat.Version) (map[fiat.Hash]*script.App, map[string]fiat.Problems) {
 	ready := map[fiat.Hash]*script.App{}
-	var problems fiat.Problems
+	problems := map[string]fiat.Problems{}
 	for _, v := range versions {
 		d.latest.Lock()
 		previous := d.latest.programs[v.Service]
 		d.latest.Unlock()
 		app, err := validate(ctx, v, previous, d.logger)
 		if err != nil {
-			problems = append(problems, asProblems(bundle, v, err)...)
+			problems[v.Service] = asProblems(v, err)
 			continue
 		}
 		ready[v.ID] = app
@@ -268,18 +268,13 @@ func validate(ctx context.Context, v *fiat.Version, previous *script.Program, lo
 	return app, nil
 }
 
-// asProblems locates a service's problems in the project: script paths are
-// relative to the service's dir, users think in paths relative to fiat.toml.
-func asProblems(bundle project.Bundle, v *fiat.Version, err error) fiat.Problems {
+// asProblems is err, which refused v, as problems.
+func asProblems(v *fiat.Version, err error) fiat.Problems {
 	var ps fiat.Problems
 	if !errors.As(err, &ps) {
-		return fiat.Problems{{Path: v.Service, Message: err.Error()}}
+		return fiat.Problems{{Message: v.Service + ": " + err.Error()}}
 	}
-	out := slices.Clone(ps)
-	for i := range out {
-		out[i].Path = bundle.Path(v.Service, out[i].Path)
-	}
-	return out
+	return ps
 }
 
 // commit applies c and switches the router to it. The versions c stores

@@ -381,7 +381,7 @@ func TestVersionsNeedsAManifest(t *testing.T) {
 	}
 }
 
-func TestBundlePathLocatesServiceFiles(t *testing.T) {
+func TestProblemsLocateServiceFiles(t *testing.T) {
 	b := bundleOf("[services.web]\n[services.api]\ndir = \"./api/\"\n[services.bad]\ndir = \"/x\"\n")
 	tests := []struct{ service, file, want string }{
 		{"api", "main.star", "api/main.star"},
@@ -392,9 +392,22 @@ func TestBundlePathLocatesServiceFiles(t *testing.T) {
 		{"gone", "main.star", "main.star"},
 	}
 	for _, test := range tests {
-		if got := b.Path(test.service, test.file); got != test.want {
-			t.Errorf("Path(%q, %q) = %q, want %q", test.service, test.file, got, test.want)
+		got := b.Problems(nil, map[string]fiat.Problems{test.service: {{Path: test.file, Line: 3, Message: "m"}}})
+		if want := (fiat.Problems{{Path: test.want, Line: 3, Message: "m"}}); !slices.Equal(got, want) {
+			t.Errorf("Problems(%q: %q) = %v, want %v", test.service, test.file, got, want)
 		}
+	}
+	// fiat.toml first, then the files, each in line order.
+	got := b.Problems(fiat.Problems{{Path: "fiat.toml", Line: 9, Message: "t"}}, map[string]fiat.Problems{
+		"api": {{Path: "main.star", Line: 2, Message: "b"}, {Path: "main.star", Line: 1, Message: "a"}},
+		"web": {{Path: "a.star", Line: 5, Message: "w"}},
+	})
+	var paths []string
+	for _, p := range got {
+		paths = append(paths, p.String())
+	}
+	if want := []string{"fiat.toml:9: t", "a.star:5: w", "api/main.star:1: a", "api/main.star:2: b"}; !slices.Equal(paths, want) {
+		t.Errorf("Problems = %q, want %q", paths, want)
 	}
 }
 

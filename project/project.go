@@ -113,21 +113,33 @@ func Versions(b Bundle) ([]*fiat.Version, fiat.Problems) {
 	return versions, problems
 }
 
-// Path returns where file, a path relative to the dir of serviceName, is
-// in the project, so that problems found in a version's files point at the
-// files the user edits. (A version does not know its dir: moving a
-// service's dir does not change its versions.) Path returns file as it is
-// when it is "" or fiat.toml has no such service.
-func (b Bundle) Path(serviceName, file string) string {
+// Problems returns every problem of a deploy of b, in the order a user
+// reads them: those Versions found, and those found in the versions of
+// services, given by service name with paths relative to the service's
+// dir. Their paths are made relative to the project root, so that they
+// point at the files the user edits. (A version does not know its dir:
+// moving a service's dir does not change its versions.) A problem with no
+// path, or of a service fiat.toml gives no dir, keeps its path. fiat.toml
+// is parsed once, however many problems there are.
+func (b Bundle) Problems(found fiat.Problems, byService map[string]fiat.Problems) fiat.Problems {
 	m, _ := b.manifest()
-	if m == nil || file == "" {
-		return file
+	located := slices.Clone(found)
+	for name, problems := range byService {
+		dir := ""
+		if m != nil {
+			if i := slices.IndexFunc(m.services, func(svc *service) bool { return svc.name == name }); i >= 0 {
+				dir = m.services[i].dir
+			}
+		}
+		for _, p := range problems {
+			if dir != "" && p.Path != "" {
+				p.Path = path.Join(dir, p.Path)
+			}
+			located = append(located, p)
+		}
 	}
-	i := slices.IndexFunc(m.services, func(svc *service) bool { return svc.name == serviceName })
-	if i < 0 || m.services[i].dir == "" {
-		return file
-	}
-	return path.Join(m.services[i].dir, file)
+	sortProblems(located)
+	return located
 }
 
 // manifest parses the bundle's fiat.toml; see parseManifest.

@@ -44,6 +44,13 @@ func TestRefusedDeploysChangeNothing(t *testing.T) {
 			files: map[string]string{"fiat.toml": "[services.app]\ntimout = \"2s\"\n"},
 			want:  []string{"fiat.toml:2:1:", "timout"},
 		},
+		"fiat.toml and script problems together": {
+			files: map[string]string{
+				"fiat.toml": "[services.app]\ntimeout = \"forever\"\n",
+				"main.star": "def handle(req):\n    return nope\n\nhttp.route(\"GET\", \"/\", handle)\n",
+			},
+			want: []string{"fiat.toml:2:", "main.star:2:12: undefined: nope", "2 problems"},
+		},
 		"two problems": {
 			files: map[string]string{"fiat.toml": "[services.app]\nmax_steps = 0\ntimeout = \"forever\"\n"},
 			want:  []string{"fiat.toml:2:", "fiat.toml:3:", "2 problems"},
@@ -95,9 +102,9 @@ func TestDeploysUnderLoad(t *testing.T) {
 	deployBody := func(i int) {
 		body := fmt.Sprintf("version %d", i)
 		bundle := mustLoad(t, writeProject(t, dir, "app", body))
-		versions, err := project.Versions(bundle)
-		if err != nil {
-			t.Fatal(err)
+		versions, problems := project.Versions(bundle)
+		if len(problems) > 0 {
+			t.Fatal(problems)
 		}
 		// Known before the deploy, since clients may see it the moment it switches.
 		mu.Lock()
