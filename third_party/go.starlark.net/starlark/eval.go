@@ -58,6 +58,15 @@ type Thread struct {
 	// The precise meaning of "step" is not specified and may change.
 	Steps, maxSteps uint64
 
+	// fiat: OnMaxAllocs is called when the thread exceeds the limit set
+	// by SetMaxAllocs. The default behavior is to call
+	// thread.Cancel("too many allocations").
+	OnMaxAllocs func(thread *Thread)
+
+	// fiat: Allocs counts the bytes of the values the thread has made,
+	// as AddAllocs charges them. Like Steps, it may be reset between runs.
+	Allocs, maxAllocs uint64
+
 	// cancelReason records the reason from the first call to Cancel.
 	cancelReason atomic.Pointer[string]
 
