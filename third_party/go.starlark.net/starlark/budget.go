@@ -37,6 +37,7 @@ const (
 	tupleSize    = 24  // a Tuple boxed in an interface, besides its array
 	funcSize     = 64  // a *Function
 	bucketAllocs = 456 // a hashtable bucket of 8 entries; see hashtable.go
+	dictSize     = 512 // a *Dict or *Set, with the bucket it starts with
 )
 
 // SetMaxAllocs sets a limit on the bytes of the values the thread may make,
@@ -89,6 +90,9 @@ func (thread *Thread) AddExecutionSteps(n uint64) error {
 
 // cancelled is the error a cancelled thread fails with, or nil.
 func (thread *Thread) cancelled() error {
+	if thread == nil {
+		return nil
+	}
 	if reason := thread.cancelReason.Load(); reason != nil {
 		return fmt.Errorf("Starlark computation cancelled: %s", *reason)
 	}

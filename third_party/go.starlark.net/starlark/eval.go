@@ -687,10 +687,17 @@ func setField(x Value, name string, y Value) error {
 }
 
 // getIndex implements x[y].
-func getIndex(x, y Value) (Value, error) {
+func getIndex(thread *Thread, x, y Value) (Value, error) {
 	switch x := x.(type) {
 	case Mapping: // dict
-		z, found, err := x.Get(y)
+		var z Value
+		var found bool
+		var err error
+		if d, ok := x.(*Dict); ok { // fiat: with the thread
+			z, found, err = d.ht.lookup(thread, y)
+		} else {
+			z, found, err = x.Get(y)
+		}
 		if err != nil {
 			return nil, err
 		}
@@ -726,8 +733,10 @@ func outOfRange(i, n int, x Value) error {
 }
 
 // setIndex implements x[y] = z.
-func setIndex(x, y, z Value) error {
+func setIndex(thread *Thread, x, y, z Value) error {
 	switch x := x.(type) {
+	case *Dict: // fiat: with the thread
+		return x.ht.insert(thread, y, z)
 	case HasSetKey:
 		if err := x.SetKey(y, z); err != nil {
 			return err

@@ -65,24 +65,30 @@ func (ht *hashtable) init(size int) {
 	ht.tailLink = &ht.head
 }
 
-func (ht *hashtable) freeze() {
+// freeze marks ht frozen and passes its keys and values to push, to be
+// frozen in turn (fiat: without recursing; see freeze).
+func (ht *hashtable) freeze(push func(...Value)) {
 	if !ht.frozen {
 		ht.frozen = true
 		for e := ht.head; e != nil; e = e.next {
-			e.key.Freeze()
-			e.value.Freeze()
+			push(e.key, e.value)
 		}
 	}
 }
 
-func (ht *hashtable) insert(k, v Value) error {
+// fiat: insert, lookup, delete and count take the thread they run on, or
+// nil. They charge it a step for each key they compare and for each bucket
+// of a chain they walk past the first: keys whose hashes collide make a
+// table slow, and a thread with many of them must run out of steps rather
+// than run on.
+func (ht *hashtable) insert(thread *Thread, k, v Value) error {
 	if err := ht.checkMutable("insert into"); err != nil {
 		return err
 	}
 	if ht.table == nil {
 		ht.init(1)
 	}
-	h, err := k.Hash()
+	h, err := hashValue(thread, k)
 	if err != nil {
 		return err
 	}
@@ -105,7 +111,7 @@ retry:
 				}
 				continue
 			}
-			if eq, err := Equal(k, e.key); err != nil {
+			if eq, err := equalKeys(thread, k, e.key); err != nil {
 				return err // e.g. excessively recursive tuple
 			} else if !eq {
 				continue
@@ -118,16 +124,33 @@ retry:
 			break
 		}
 		p = p.next
+		if err := thread.AddExecutionSteps(1); err != nil {
+			return err
+		}
 	}
 
 	// Key not found.  p points to the last bucket.
 
 	// Does the number of elements exceed the buckets' load factor?
 	if overloaded(int(ht.len), len(ht.table)) {
-		ht.grow()
+		if err := ht.grow(thread); err != nil {
+			return err
+		}
 		goto retry
 	}
 
+	if insert == nil {
+		if err := thread.AddAllocs(bucketAllocs); err != nil {
+			return err
+		}
+	}
+	ht.add(p, insert, h, k, v)
+	return nil
+}
+
+// add adds an entry for a key not in the table, at insert, or if that is
+// nil in a new bucket after p, the last of its chain.
+func (ht *hashtable) add(p *bucket, insert *entry, h uint32, k, v Value) {
 	if insert == nil {
 		// No space in existing buckets.  Add a new one to the bucket list.
 		b := new(bucket)
@@ -146,8 +169,14 @@ retry:
 	ht.tailLink = &insert.next
 
 	ht.len++
+}
 
-	return nil
+// equalKeys compares two keys whose hashes are equal, charging a step.
+func equalKeys(thread *Thread, x, y Value) (bool, error) {
+	if err := thread.AddExecutionSteps(1); err != nil {
+		return false, err
+	}
+	return equal(thread, x, y)
 }
 
 func overloaded(elems, buckets int) bool {
@@ -155,27 +184,49 @@ func overloaded(elems, buckets int) bool {
 	return elems >= bucketSize && float64(elems) >= loadFactor*float64(buckets)
 }
 
-func (ht *hashtable) grow() {
+func (ht *hashtable) grow(thread *Thread) error {
 	// Double the number of buckets and rehash.
 	//
-	// Even though this makes reentrant calls to ht.insert,
-	// calls Equals unnecessarily (since there can't be duplicate keys),
-	// and recomputes the hash unnecessarily, the gains from
-	// avoiding these steps were found to be too small to justify
-	// the extra logic: -2% on hashtable benchmark.
-	ht.table = make([]bucket, len(ht.table)<<1)
+	// fiat: entries move by the hash they have, without hashing or
+	// comparing their keys again, which would charge the thread again
+	// for every key at every growth.
+	n := len(ht.table) << 1
+	if err := thread.AddExecutionSteps(uint64(ht.len)); err != nil {
+		return err
+	}
+	if err := thread.AddAllocs(uint64(n) * bucketAllocs); err != nil {
+		return err
+	}
+	ht.table = make([]bucket, n)
 	oldhead := ht.head
 	ht.head = nil
 	ht.tailLink = &ht.head
 	ht.len = 0
 	for e := oldhead; e != nil; e = e.next {
-		ht.insert(e.key, e.value) // can't fail
+		p := &ht.table[e.hash&(uint32(n-1))]
+		insert := p.free()
+		for insert == nil && p.next != nil {
+			p = p.next
+			insert = p.free()
+		}
+		ht.add(p, insert, e.hash, e.key, e.value)
 	}
 	ht.bucket0[0] = bucket{} // clear out unused initial bucket
+	return nil
 }
 
-func (ht *hashtable) lookup(k Value) (v Value, found bool, err error) {
-	h, err := k.Hash()
+// free returns an unused entry of b, or nil.
+func (b *bucket) free() *entry {
+	for i := range b.entries {
+		if b.entries[i].hash == 0 {
+			return &b.entries[i]
+		}
+	}
+	return nil
+}
+
+func (ht *hashtable) lookup(thread *Thread, k Value) (v Value, found bool, err error) {
+	h, err := hashValue(thread, k)
 	if err != nil {
 		return nil, false, err // unhashable
 	}
@@ -191,11 +242,16 @@ func (ht *hashtable) lookup(k Value) (v Value, found bool, err error) {
 		for i := range p.entries {
 			e := &p.entries[i]
 			if e.hash == h {
-				if eq, err := Equal(k, e.key); err != nil {
+				if eq, err := equalKeys(thread, k, e.key); err != nil {
 					return nil, false, err // e.g. excessively recursive tuple
 				} else if eq {
 					return e.value, true, nil // found
 				}
+			}
+		}
+		if p.next != nil {
+			if err := thread.AddExecutionSteps(1); err != nil {
+				return nil, false, err
 			}
 		}
 	}
@@ -203,7 +259,7 @@ func (ht *hashtable) lookup(k Value) (v Value, found bool, err error) {
 }
 
 // count returns the number of distinct elements of iter that are elements of ht.
-func (ht *hashtable) count(iter Iterator) (int, error) {
+func (ht *hashtable) count(thread *Thread, iter Iterator) (int, error) {
 	if ht.table == nil {
 		return 0, nil // empty
 	}
@@ -220,7 +276,7 @@ func (ht *hashtable) count(iter Iterator) (int, error) {
 		bitsets[i].SetBits(storage[i : i+1 : i+1])
 	}
 	for iter.Next(&k) && count != int(ht.len) {
-		h, err := k.Hash()
+		h, err := hashValue(thread, k)
 		if err != nil {
 			return 0, err // unhashable
 		}
@@ -235,7 +291,7 @@ func (ht *hashtable) count(iter Iterator) (int, error) {
 			for j := range p.entries {
 				e := &p.entries[j]
 				if e.hash == h {
-					if eq, err := Equal(k, e.key); err != nil {
+					if eq, err := equalKeys(thread, k, e.key); err != nil {
 						return 0, err
 					} else if eq {
 						bitIndex := i<<3 + j
@@ -247,6 +303,11 @@ func (ht *hashtable) count(iter Iterator) (int, error) {
 				}
 			}
 			i++
+			if p.next != nil {
+				if err := thread.AddExecutionSteps(1); err != nil {
+					return 0, err
+				}
+			}
 		}
 	}
 
@@ -282,14 +343,14 @@ func (ht *hashtable) keys() []Value {
 	return keys
 }
 
-func (ht *hashtable) delete(k Value) (v Value, found bool, err error) {
+func (ht *hashtable) delete(thread *Thread, k Value) (v Value, found bool, err error) {
 	if err := ht.checkMutable("delete from"); err != nil {
 		return nil, false, err
 	}
 	if ht.table == nil {
 		return None, false, nil // empty
 	}
-	h, err := k.Hash()
+	h, err := hashValue(thread, k)
 	if err != nil {
 		return nil, false, err // unhashable
 	}
@@ -302,7 +363,7 @@ func (ht *hashtable) delete(k Value) (v Value, found bool, err error) {
 		for i := range p.entries {
 			e := &p.entries[i]
 			if e.hash == h {
-				if eq, err := Equal(k, e.key); err != nil {
+				if eq, err := equalKeys(thread, k, e.key); err != nil {
 					return nil, false, err
 				} else if eq {
 					// Remove e from doubly-linked list.
@@ -318,6 +379,11 @@ func (ht *hashtable) delete(k Value) (v Value, found bool, err error) {
 					ht.len--
 					return v, true, nil // found
 				}
+			}
+		}
+		if p.next != nil {
+			if err := thread.AddExecutionSteps(1); err != nil {
+				return nil, false, err
 			}
 		}
 	}
@@ -354,9 +420,12 @@ func (ht *hashtable) clear() error {
 	return nil
 }
 
-func (ht *hashtable) addAll(other *hashtable) error {
+func (ht *hashtable) addAll(thread *Thread, other *hashtable) error {
 	for e := other.head; e != nil; e = e.next {
-		if err := ht.insert(e.key, e.value); err != nil {
+		if err := thread.AddExecutionSteps(1); err != nil {
+			return err
+		}
+		if err := ht.insert(thread, e.key, e.value); err != nil {
 			return err
 		}
 	}
@@ -430,15 +499,23 @@ func (ht *hashtable) entries(yield func(k, v Value) bool) {
 var seed = maphash.MakeSeed()
 
 // hashString computes the hash of s.
+//
+// fiat: with the process's random seed whatever the length of s, and ints
+// and floats likewise (see hashWord): keys whose hashes collide could
+// otherwise be computed in advance, and a table of them is as slow as a
+// list.
 func hashString(s string) uint32 {
-	if len(s) >= 12 {
-		// Call the Go runtime's optimized hash implementation,
-		// which uses the AES instructions on amd64 and arm64 machines.
-		h := maphash.String(seed, s)
-		return uint32(h>>32) ^ uint32(h)
-	}
-	return softHashString(s)
+	// Call the Go runtime's optimized hash implementation,
+	// which uses the AES instructions on amd64 and arm64 machines.
+	return fold(maphash.String(seed, s))
 }
+
+// hashWord computes the hash of x, seeded as hashString is.
+func hashWord(x uint64) uint32 {
+	return fold(maphash.Comparable(seed, x))
+}
+
+func fold(h uint64) uint32 { return uint32(h>>32) ^ uint32(h) }
 
 // softHashString computes the 32-bit FNV-1a hash of s in software.
 func softHashString(s string) uint32 {

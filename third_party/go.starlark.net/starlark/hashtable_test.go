@@ -76,7 +76,7 @@ func testHashtable(tb testing.TB, sane map[int]bool) {
 	for range testIters {
 		k := testInts[i]
 		i++
-		if err := ht.insert(k.Int, None); err != nil {
+		if err := ht.insert(nil, k.Int, None); err != nil {
 			tb.Fatal(err)
 		}
 		if sane != nil {
@@ -88,7 +88,7 @@ func testHashtable(tb testing.TB, sane map[int]bool) {
 	for range testIters {
 		k := testInts[i]
 		i++
-		_, found, err := ht.lookup(k.Int)
+		_, found, err := ht.lookup(nil, k.Int)
 		if err != nil {
 			tb.Fatal(err)
 		}
@@ -104,7 +104,7 @@ func testHashtable(tb testing.TB, sane map[int]bool) {
 	for range testIters {
 		k := testInts[i]
 		i++
-		_, found, err := ht.delete(k.Int)
+		_, found, err := ht.delete(nil, k.Int)
 		if err != nil {
 			tb.Fatal(err)
 		}
@@ -128,10 +128,10 @@ func TestHashtableCount(t *testing.T) {
 	const count = 1000
 	ht := new(hashtable)
 	for i := range count {
-		ht.insert(MakeInt(i), None)
+		ht.insert(nil, MakeInt(i), None)
 	}
 
-	if c, err := ht.count(rangeValue{0, count, 1, count}.Iterate()); err != nil {
+	if c, err := ht.count(nil, rangeValue{0, count, 1, count}.Iterate()); err != nil {
 		t.Error(err)
 	} else if c != count {
 		t.Errorf("count doesn't match: expected %d got %d", count, c)

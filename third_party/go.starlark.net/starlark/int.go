@@ -181,14 +181,18 @@ func (i Int) Type() string { return "int" }
 func (i Int) Freeze()      {} // immutable
 func (i Int) Truth() Bool  { return i.Sign() != 0 }
 func (i Int) Hash() (uint32, error) {
+	// fiat: seeded, and of every word: the lowest alone made ints that
+	// differ by a multiple of 2**32 collide.
 	iSmall, iBig := i.get()
-	var lo big.Word
-	if iBig != nil {
-		lo = iBig.Bits()[0]
-	} else {
-		lo = big.Word(iSmall)
+	if iBig == nil {
+		return hashWord(uint64(iSmall)), nil
 	}
-	return 12582917 * uint32(lo+3), nil
+	words := iBig.Bits()
+	h := hashWord(uint64(iBig.Sign()))
+	for _, w := range words {
+		h = h*31 ^ hashWord(uint64(w))
+	}
+	return h, nil
 }
 
 // Cmp implements comparison of two Int values.

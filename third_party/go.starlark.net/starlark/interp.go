@@ -165,7 +165,7 @@ loop:
 			y := stack[sp-1]
 			x := stack[sp-2]
 			sp -= 2
-			ok, err2 := Compare(op, x, y)
+			ok, err2 := compareDepth(thread, op, x, y, CompareLimit)
 			if err2 != nil {
 				err = err2
 				break loop
@@ -257,7 +257,9 @@ loop:
 					if err = xdict.ht.checkMutable("apply |= to"); err != nil {
 						break loop
 					}
-					xdict.ht.addAll(&ydict.ht) // can't fail
+					if err = xdict.ht.addAll(thread, &ydict.ht); err != nil {
+						break loop
+					}
 					z = xdict
 				}
 			}
@@ -419,7 +421,7 @@ loop:
 			y := stack[sp-2]
 			x := stack[sp-3]
 			sp -= 3
-			err = setIndex(x, y, z)
+			err = setIndex(thread, x, y, z)
 			if err != nil {
 				break loop
 			}
@@ -428,7 +430,7 @@ loop:
 			y := stack[sp-1]
 			x := stack[sp-2]
 			sp -= 2
-			z, err2 := getIndex(x, y)
+			z, err2 := getIndex(thread, x, y)
 			if err2 != nil {
 				err = err2
 				break loop
@@ -466,7 +468,7 @@ loop:
 			v := stack[sp-1]
 			sp -= 3
 			oldlen := dict.Len()
-			if err2 := dict.SetKey(k, v); err2 != nil {
+			if err2 := dict.ht.insert(thread, k, v); err2 != nil {
 				err = err2
 				break loop
 			}
@@ -702,12 +704,8 @@ func (mandatory) Hash() (uint32, error) { return 0, nil }
 // The FREE instruction always yields a cell.
 type cell struct{ v Value }
 
-func (c *cell) String() string { return "cell" }
-func (c *cell) Type() string   { return "cell" }
-func (c *cell) Freeze() {
-	if c.v != nil {
-		c.v.Freeze()
-	}
-}
+func (c *cell) String() string        { return "cell" }
+func (c *cell) Type() string          { return "cell" }
+func (c *cell) Freeze()               { freeze(c) }
 func (c *cell) Truth() Bool           { panic("unreachable") }
 func (c *cell) Hash() (uint32, error) { panic("unreachable") }

@@ -78,6 +78,7 @@ import (
 	"strconv"
 	"strings"
 	"unicode/utf8"
+	"unsafe"
 
 	"go.starlark.net/internal/compile"
 	"go.starlark.net/syntax"
@@ -423,7 +424,7 @@ func (b Bool) String() string {
 func (b Bool) Type() string          { return "bool" }
 func (b Bool) Freeze()               {} // immutable
 func (b Bool) Truth() Bool           { return b }
-func (b Bool) Hash() (uint32, error) { return uint32(b2i(bool(b))), nil }
+func (b Bool) Hash() (uint32, error) { return hashWord(uint64(b2i(bool(b)))), nil } // fiat: seeded
 func (x Bool) CompareSameType(op syntax.Token, y_ Value, depth int) (bool, error) {
 	y := y_.(Bool)
 	return threeway(op, b2i(bool(x))-b2i(bool(y))), nil
@@ -477,8 +478,14 @@ func (f Float) Hash() (uint32, error) {
 	// Equal float and int values must yield the same hash.
 	// TODO(adonovan): opt: if f is non-integral, and thus not equal
 	// to any Int, we can avoid the Int conversion and use a cheaper hash.
+	//
+	// fiat: a float that is not integral hashes its bits: truncated to an
+	// int, every float between 0 and 1 collided.
 	if isFinite(float64(f)) {
-		return finiteFloatToInt(f).Hash()
+		if f == floor(f) {
+			return finiteFloatToInt(f).Hash()
+		}
+		return hashWord(math.Float64bits(float64(f))), nil
 	}
 	return 1618033, nil // NaN, +/-Inf
 }
@@ -758,8 +765,8 @@ func (m *Module) Predeclared() StringDict {
 
 func (fn *Function) Name() string          { return fn.funcode.Name } // "lambda" for anonymous functions
 func (fn *Function) Doc() string           { return fn.funcode.Doc }
-func (fn *Function) Hash() (uint32, error) { return hashString(fn.funcode.Name), nil }
-func (fn *Function) Freeze()               { fn.defaults.Freeze(); fn.freevars.Freeze() }
+func (fn *Function) Hash() (uint32, error) { return hashPointer(unsafe.Pointer(fn)), nil }
+func (fn *Function) Freeze()               { freeze(fn) }
 func (fn *Function) String() string        { return toString(fn) }
 func (fn *Function) Type() string          { return "function" }
 func (fn *Function) Truth() Bool           { return true }
@@ -839,16 +846,14 @@ func (b *Builtin) Freeze() {
 		b.recv.Freeze()
 	}
 }
-func (b *Builtin) Hash() (uint32, error) {
-	h := hashString(b.name)
-	if b.recv != nil {
-		h ^= 5521
-	}
-	return h, nil
-}
-func (b *Builtin) Receiver() Value { return b.recv }
-func (b *Builtin) String() string  { return toString(b) }
-func (b *Builtin) Type() string    { return "builtin_function_or_method" }
+func (b *Builtin) Hash() (uint32, error) { return hashPointer(unsafe.Pointer(b)), nil }
+
+// hashPointer hashes a function by its identity, which is what makes two
+// functions equal. fiat: hashing them by name made every lambda collide.
+func hashPointer(p unsafe.Pointer) uint32 { return hashWord(uint64(uintptr(p))) }
+func (b *Builtin) Receiver() Value        { return b.recv }
+func (b *Builtin) String() string         { return toString(b) }
+func (b *Builtin) Type() string           { return "builtin_function_or_method" }
 func (b *Builtin) CallInternal(thread *Thread, args Tuple, kwargs []Tuple) (Value, error) {
 	return b.fn(thread, b, args, kwargs)
 }
@@ -893,55 +898,73 @@ func NewDict(size int) *Dict {
 }
 
 func (d *Dict) Clear() error                                    { return d.ht.clear() }
-func (d *Dict) Delete(k Value) (v Value, found bool, err error) { return d.ht.delete(k) }
-func (d *Dict) Get(k Value) (v Value, found bool, err error)    { return d.ht.lookup(k) }
+func (d *Dict) Delete(k Value) (v Value, found bool, err error) { return d.ht.delete(nil, k) }
+func (d *Dict) Get(k Value) (v Value, found bool, err error)    { return d.ht.lookup(nil, k) }
 func (d *Dict) Items() []Tuple                                  { return d.ht.items() }
 func (d *Dict) Keys() []Value                                   { return d.ht.keys() }
 func (d *Dict) Len() int                                        { return int(d.ht.len) }
 func (d *Dict) Iterate() Iterator                               { return d.ht.iterate() }
 func (d *Dict) Entries() iter.Seq2[Value, Value]                { return d.ht.entries }
-func (d *Dict) SetKey(k, v Value) error                         { return d.ht.insert(k, v) }
+func (d *Dict) SetKey(k, v Value) error                         { return d.ht.insert(nil, k, v) }
 func (d *Dict) String() string                                  { return toString(d) }
 func (d *Dict) Type() string                                    { return "dict" }
-func (d *Dict) Freeze()                                         { d.ht.freeze() }
+func (d *Dict) Freeze()                                         { freeze(d) }
 func (d *Dict) Truth() Bool                                     { return d.Len() > 0 }
 func (d *Dict) Hash() (uint32, error)                           { return 0, fmt.Errorf("unhashable type: dict") }
 
 func (x *Dict) Union(y *Dict) *Dict {
+	z, _ := dictUnion(nil, x, y) // can't fail without a thread
+	return z
+}
+
+// dictUnion is x.Union(y) for a thread, or nil.
+func dictUnion(thread *Thread, x, y *Dict) (*Dict, error) {
+	if err := thread.AddAllocs(dictSize); err != nil {
+		return nil, err
+	}
 	z := new(Dict)
 	z.ht.init(x.Len()) // a lower bound
-	z.ht.addAll(&x.ht) // can't fail
-	z.ht.addAll(&y.ht) // can't fail
-	return z
+	if err := z.ht.addAll(thread, &x.ht); err != nil {
+		return nil, err
+	}
+	if err := z.ht.addAll(thread, &y.ht); err != nil {
+		return nil, err
+	}
+	return z, nil
 }
 
 func (d *Dict) Attr(name string) (Value, error) { return builtinAttr(d, name, dictMethods) }
 func (d *Dict) AttrNames() []string             { return builtinAttrNames(dictMethods) }
 
 func (x *Dict) CompareSameType(op syntax.Token, y_ Value, depth int) (bool, error) {
-	y := y_.(*Dict)
+	return dictCompare(nil, op, x, y_.(*Dict), depth)
+}
+
+func dictCompare(thread *Thread, op syntax.Token, x, y *Dict, depth int) (bool, error) {
 	switch op {
 	case syntax.EQL:
-		ok, err := dictsEqual(x, y, depth)
+		ok, err := dictsEqual(thread, x, y, depth)
 		return ok, err
 	case syntax.NEQ:
-		ok, err := dictsEqual(x, y, depth)
+		ok, err := dictsEqual(thread, x, y, depth)
 		return !ok, err
 	default:
 		return false, fmt.Errorf("%s %s %s not implemented", x.Type(), op, y.Type())
 	}
 }
 
-func dictsEqual(x, y *Dict, depth int) (bool, error) {
+func dictsEqual(thread *Thread, x, y *Dict, depth int) (bool, error) {
 	if x.Len() != y.Len() {
 		return false, nil
 	}
 	for e := x.ht.head; e != nil; e = e.next {
 		key, xval := e.key, e.value
 
-		if yval, found, _ := y.Get(key); !found {
-			return false, nil
-		} else if eq, err := EqualDepth(xval, yval, depth-1); err != nil {
+		// fiat: an error of the lookup means not found, as it did, unless
+		// the thread was cancelled.
+		if yval, found, _ := y.ht.lookup(thread, key); !found {
+			return false, thread.cancelled()
+		} else if eq, err := compareDepth(thread, syntax.EQL, xval, yval, depth-1); err != nil {
 			return false, err
 		} else if !eq {
 			return false, nil
@@ -961,14 +984,7 @@ type List struct {
 // Callers should not subsequently modify elems.
 func NewList(elems []Value) *List { return &List{elems: elems} }
 
-func (l *List) Freeze() {
-	if !l.frozen {
-		l.frozen = true
-		for _, elem := range l.elems {
-			elem.Freeze()
-		}
-	}
-}
+func (l *List) Freeze() { freeze(l) }
 
 // checkMutable reports an error if the list should not be mutated.
 // verb+" list" should describe the operation.
@@ -1047,10 +1063,10 @@ func (x *List) CompareSameType(op syntax.Token, y_ Value, depth int) (bool, erro
 	y := y_.(*List)
 	// It's tempting to check x == y as an optimization here,
 	// but wrong because a list containing NaN is not equal to itself.
-	return sliceCompare(op, x.elems, y.elems, depth)
+	return sliceCompare(nil, op, x.elems, y.elems, depth)
 }
 
-func sliceCompare(op syntax.Token, x, y []Value, depth int) (bool, error) {
+func sliceCompare(thread *Thread, op syntax.Token, x, y []Value, depth int) (bool, error) {
 	// Fast path: check length.
 	if len(x) != len(y) && (op == syntax.EQL || op == syntax.NEQ) {
 		return op == syntax.NEQ, nil
@@ -1058,7 +1074,10 @@ func sliceCompare(op syntax.Token, x, y []Value, depth int) (bool, error) {
 
 	// Find first element that is not equal in both lists.
 	for i := 0; i < len(x) && i < len(y); i++ {
-		if eq, err := EqualDepth(x[i], y[i], depth-1); err != nil {
+		if err := thread.AddExecutionSteps(1); err != nil {
+			return false, err
+		}
+		if eq, err := compareDepth(thread, syntax.EQL, x[i], y[i], depth-1); err != nil {
 			return false, err
 		} else if !eq {
 			switch op {
@@ -1067,7 +1086,7 @@ func sliceCompare(op syntax.Token, x, y []Value, depth int) (bool, error) {
 			case syntax.NEQ:
 				return true, nil
 			default:
-				return CompareDepth(op, x[i], y[i], depth-1)
+				return compareDepth(thread, op, x[i], y[i], depth-1)
 			}
 		}
 	}
@@ -1158,9 +1177,73 @@ func (t Tuple) Elements() iter.Seq[Value] {
 	}
 }
 
-func (t Tuple) Freeze() {
-	for _, elem := range t {
-		elem.Freeze()
+func (t Tuple) Freeze() { freeze(t) }
+
+// freeze freezes v and every value it reaches.
+//
+// fiat: without recursing, for a value nested millions deep would exhaust
+// the stack; and visiting each tuple, function and cell once, for they
+// have no mark saying they are frozen, and values that share them would
+// otherwise be frozen over and over, exponentially in their size.
+func freeze(v Value) {
+	var stack []Value
+	push := func(vs ...Value) {
+		for _, v := range vs {
+			switch v.(type) {
+			case NoneType, Bool, Int, Float, String, Bytes:
+				// immutable, and holding nothing
+			default:
+				stack = append(stack, v)
+			}
+		}
+	}
+	type tupleKey struct {
+		first *Value
+		len   int
+	}
+	var seen map[any]bool
+	once := func(key any) bool {
+		if seen == nil {
+			seen = make(map[any]bool)
+		}
+		if seen[key] {
+			return false
+		}
+		seen[key] = true
+		return true
+	}
+	for {
+		switch v := v.(type) {
+		case *List:
+			if !v.frozen {
+				v.frozen = true
+				push(v.elems...)
+			}
+		case Tuple:
+			if len(v) > 0 && once(tupleKey{&v[0], len(v)}) {
+				push(v...)
+			}
+		case *Dict:
+			v.ht.freeze(push)
+		case *Set:
+			v.ht.freeze(push)
+		case *Function:
+			if once(v) {
+				push(v.defaults...)
+				push(v.freevars...)
+			}
+		case *cell:
+			if v.v != nil && once(v) {
+				push(v.v)
+			}
+		default:
+			v.Freeze()
+		}
+		if len(stack) == 0 {
+			return
+		}
+		v = stack[len(stack)-1]
+		stack = stack[:len(stack)-1]
 	}
 }
 func (t Tuple) String() string { return toString(t) }
@@ -1169,7 +1252,7 @@ func (t Tuple) Truth() Bool    { return len(t) > 0 }
 
 func (x Tuple) CompareSameType(op syntax.Token, y_ Value, depth int) (bool, error) {
 	y := y_.(Tuple)
-	return sliceCompare(op, x, y, depth)
+	return sliceCompare(nil, op, x, y, depth)
 }
 
 func (t Tuple) Has(y Value) (bool, error) {
@@ -1183,11 +1266,38 @@ func (t Tuple) Has(y Value) (bool, error) {
 	return false, nil
 }
 
-func (t Tuple) Hash() (uint32, error) {
+func (t Tuple) Hash() (uint32, error) { return hashTuple(nil, t, 0) }
+
+// hashValue is v.Hash() for a thread, or nil.
+//
+// fiat: a tuple's hash charges the thread a step for each element it
+// visits (tuples that share their elements can make the work grow
+// exponentially with their size) and fails on tuples nested deeper than
+// NestingLimit, which would otherwise exhaust the stack.
+func hashValue(thread *Thread, v Value) (uint32, error) {
+	if t, ok := v.(Tuple); ok {
+		return hashTuple(thread, t, 0)
+	}
+	return v.Hash()
+}
+
+func hashTuple(thread *Thread, t Tuple, depth int) (uint32, error) {
+	if depth >= NestingLimit {
+		return 0, fmt.Errorf("cannot hash a tuple nested more than %d levels deep", NestingLimit)
+	}
+	if err := thread.AddExecutionSteps(uint64(len(t))); err != nil {
+		return 0, err
+	}
 	// Use same algorithm as Python.
 	var x, mult uint32 = 0x345678, 1000003
 	for _, elem := range t {
-		y, err := elem.Hash()
+		var y uint32
+		var err error
+		if inner, ok := elem.(Tuple); ok {
+			y, err = hashTuple(thread, inner, depth+1)
+		} else {
+			y, err = elem.Hash()
+		}
 		if err != nil {
 			return 0, err
 		}
@@ -1226,15 +1336,15 @@ func NewSet(size int) *Set {
 	return set
 }
 
-func (s *Set) Delete(k Value) (found bool, err error) { _, found, err = s.ht.delete(k); return }
+func (s *Set) Delete(k Value) (found bool, err error) { _, found, err = s.ht.delete(nil, k); return }
 func (s *Set) Clear() error                           { return s.ht.clear() }
-func (s *Set) Has(k Value) (found bool, err error)    { _, found, err = s.ht.lookup(k); return }
-func (s *Set) Insert(k Value) error                   { return s.ht.insert(k, None) }
+func (s *Set) Has(k Value) (found bool, err error)    { _, found, err = s.ht.lookup(nil, k); return }
+func (s *Set) Insert(k Value) error                   { return s.ht.insert(nil, k, None) }
 func (s *Set) Len() int                               { return int(s.ht.len) }
 func (s *Set) Iterate() Iterator                      { return s.ht.iterate() }
 func (s *Set) String() string                         { return toString(s) }
 func (s *Set) Type() string                           { return "set" }
-func (s *Set) Freeze()                                { s.ht.freeze() }
+func (s *Set) Freeze()                                { freeze(s) }
 func (s *Set) Hash() (uint32, error)                  { return 0, fmt.Errorf("unhashable type: set") }
 func (s *Set) Truth() Bool                            { return s.Len() > 0 }
 
@@ -1248,13 +1358,16 @@ func (s *Set) Attr(name string) (Value, error) { return builtinAttr(s, name, set
 func (s *Set) AttrNames() []string             { return builtinAttrNames(setMethods) }
 
 func (x *Set) CompareSameType(op syntax.Token, y_ Value, depth int) (bool, error) {
-	y := y_.(*Set)
+	return setCompare(nil, op, x, y_.(*Set))
+}
+
+func setCompare(thread *Thread, op syntax.Token, x, y *Set) (bool, error) {
 	switch op {
 	case syntax.EQL:
-		ok, err := setsEqual(x, y)
+		ok, err := setsEqual(thread, x, y)
 		return ok, err
 	case syntax.NEQ:
-		ok, err := setsEqual(x, y)
+		ok, err := setsEqual(thread, x, y)
 		return !ok, err
 	case syntax.GE: // superset
 		if x.Len() < y.Len() {
@@ -1262,89 +1375,116 @@ func (x *Set) CompareSameType(op syntax.Token, y_ Value, depth int) (bool, error
 		}
 		iter := y.Iterate()
 		defer iter.Done()
-		return x.IsSuperset(iter)
+		return x.isSuperset(thread, iter)
 	case syntax.LE: // subset
 		if x.Len() > y.Len() {
 			return false, nil
 		}
 		iter := y.Iterate()
 		defer iter.Done()
-		return x.IsSubset(iter)
+		return x.isSubset(thread, iter)
 	case syntax.GT: // proper superset
 		if x.Len() <= y.Len() {
 			return false, nil
 		}
 		iter := y.Iterate()
 		defer iter.Done()
-		return x.IsSuperset(iter)
+		return x.isSuperset(thread, iter)
 	case syntax.LT: // proper subset
 		if x.Len() >= y.Len() {
 			return false, nil
 		}
 		iter := y.Iterate()
 		defer iter.Done()
-		return x.IsSubset(iter)
+		return x.isSubset(thread, iter)
 	default:
 		return false, fmt.Errorf("%s %s %s not implemented", x.Type(), op, y.Type())
 	}
 }
 
-func setsEqual(x, y *Set) (bool, error) {
+func setsEqual(thread *Thread, x, y *Set) (bool, error) {
 	if x.Len() != y.Len() {
 		return false, nil
 	}
 	for e := x.ht.head; e != nil; e = e.next {
-		if found, _ := y.Has(e.key); !found {
-			return false, nil
+		if _, found, _ := y.ht.lookup(thread, e.key); !found {
+			return false, thread.cancelled()
 		}
 	}
 	return true, nil
 }
 
-func (s *Set) clone() *Set {
-	set := new(Set)
-	for e := s.ht.head; e != nil; e = e.next {
-		set.Insert(e.key) // can't fail
-	}
-	return set
-}
+// fiat: the set operations below are those of the exported methods, for a
+// thread or nil: they charge it a step for each element and for the sets
+// they make.
 
-func (s *Set) Union(iter Iterator) (Value, error) {
-	set := s.clone()
-	var x Value
-	for iter.Next(&x) {
-		if err := set.Insert(x); err != nil {
-			return nil, err
-		}
+func (s *Set) clone(thread *Thread) (*Set, error) {
+	if err := thread.AddAllocs(dictSize); err != nil {
+		return nil, err
+	}
+	set := new(Set)
+	if err := set.ht.addAll(thread, &s.ht); err != nil {
+		return nil, err
 	}
 	return set, nil
 }
 
-func (s *Set) InsertAll(iter Iterator) error {
+func (s *Set) Union(iter Iterator) (Value, error) { return s.union(nil, iter) }
+
+func (s *Set) union(thread *Thread, iter Iterator) (Value, error) {
+	set, err := s.clone(thread)
+	if err != nil {
+		return nil, err
+	}
+	if err := set.insertAll(thread, iter); err != nil {
+		return nil, err
+	}
+	return set, nil
+}
+
+func (s *Set) InsertAll(iter Iterator) error { return s.insertAll(nil, iter) }
+
+func (s *Set) insertAll(thread *Thread, iter Iterator) error {
 	var x Value
 	for iter.Next(&x) {
-		if err := s.Insert(x); err != nil {
+		if err := thread.AddExecutionSteps(1); err != nil {
+			return err
+		}
+		if err := s.ht.insert(thread, x, None); err != nil {
 			return err
 		}
 	}
 	return nil
 }
 
-func (s *Set) Difference(other Iterator) (Value, error) {
-	diff := s.clone()
+func (s *Set) Difference(other Iterator) (Value, error) { return s.difference(nil, other) }
+
+func (s *Set) difference(thread *Thread, other Iterator) (Value, error) {
+	diff, err := s.clone(thread)
+	if err != nil {
+		return nil, err
+	}
 	var x Value
 	for other.Next(&x) {
-		if _, err := diff.Delete(x); err != nil {
+		if err := thread.AddExecutionSteps(1); err != nil {
+			return nil, err
+		}
+		if _, _, err := diff.ht.delete(thread, x); err != nil {
 			return nil, err
 		}
 	}
 	return diff, nil
 }
 
-func (s *Set) IsSuperset(other Iterator) (bool, error) {
+func (s *Set) IsSuperset(other Iterator) (bool, error) { return s.isSuperset(nil, other) }
+
+func (s *Set) isSuperset(thread *Thread, other Iterator) (bool, error) {
 	var x Value
 	for other.Next(&x) {
-		found, err := s.Has(x)
+		if err := thread.AddExecutionSteps(1); err != nil {
+			return false, err
+		}
+		_, found, err := s.ht.lookup(thread, x)
 		if err != nil {
 			return false, err
 		}
@@ -1355,24 +1495,34 @@ func (s *Set) IsSuperset(other Iterator) (bool, error) {
 	return true, nil
 }
 
-func (s *Set) IsSubset(other Iterator) (bool, error) {
-	if count, err := s.ht.count(other); err != nil {
+func (s *Set) IsSubset(other Iterator) (bool, error) { return s.isSubset(nil, other) }
+
+func (s *Set) isSubset(thread *Thread, other Iterator) (bool, error) {
+	if count, err := s.ht.count(thread, other); err != nil {
 		return false, err
 	} else {
 		return count == s.Len(), nil
 	}
 }
 
-func (s *Set) Intersection(other Iterator) (Value, error) {
+func (s *Set) Intersection(other Iterator) (Value, error) { return s.intersection(nil, other) }
+
+func (s *Set) intersection(thread *Thread, other Iterator) (Value, error) {
+	if err := thread.AddAllocs(dictSize); err != nil {
+		return nil, err
+	}
 	intersect := new(Set)
 	var x Value
 	for other.Next(&x) {
-		found, err := s.Has(x)
+		if err := thread.AddExecutionSteps(1); err != nil {
+			return nil, err
+		}
+		_, found, err := s.ht.lookup(thread, x)
 		if err != nil {
 			return nil, err
 		}
 		if found {
-			err = intersect.Insert(x)
+			err = intersect.ht.insert(thread, x, None)
 			if err != nil {
 				return nil, err
 			}
@@ -1382,15 +1532,27 @@ func (s *Set) Intersection(other Iterator) (Value, error) {
 }
 
 func (s *Set) SymmetricDifference(other Iterator) (Value, error) {
-	diff := s.clone()
+	return s.symmetricDifference(nil, other)
+}
+
+func (s *Set) symmetricDifference(thread *Thread, other Iterator) (Value, error) {
+	diff, err := s.clone(thread)
+	if err != nil {
+		return nil, err
+	}
 	var x Value
 	for other.Next(&x) {
-		found, err := diff.Delete(x)
+		if err := thread.AddExecutionSteps(1); err != nil {
+			return nil, err
+		}
+		_, found, err := diff.ht.delete(thread, x)
 		if err != nil {
 			return nil, err
 		}
 		if !found {
-			diff.Insert(x) // can't fail
+			if err := diff.ht.insert(thread, x, None); err != nil {
+				return nil, err
+			}
 		}
 	}
 	return diff, nil
@@ -1511,19 +1673,27 @@ func pathContains(path []Value, x Value) bool {
 var CompareLimit = 10
 
 // Equal reports whether two Starlark values are equal.
-func Equal(x, y Value) (bool, error) {
+func Equal(x, y Value) (bool, error) { return equal(nil, x, y) }
+
+// equal is Equal for a thread, or nil; see compareDepth.
+func equal(thread *Thread, x, y Value) (bool, error) {
 	if x, ok := x.(String); ok {
 		return x == y, nil // fast path for an important special case
 	}
-	return EqualDepth(x, y, CompareLimit)
+	return compareDepth(thread, syntax.EQL, x, y, CompareLimit)
 }
+
+// EqualThread reports whether two Starlark values are equal, charging
+// thread for the work as the interpreter's == does. fiat: host functions
+// that compare a script's values use it.
+func EqualThread(thread *Thread, x, y Value) (bool, error) { return equal(thread, x, y) }
 
 // EqualDepth reports whether two Starlark values are equal.
 //
 // Recursive comparisons by implementations of Value.CompareSameType
 // should use EqualDepth to prevent infinite recursion.
 func EqualDepth(x, y Value, depth int) (bool, error) {
-	return CompareDepth(syntax.EQL, x, y, depth)
+	return compareDepth(nil, syntax.EQL, x, y, depth)
 }
 
 // Compare compares two Starlark values.
@@ -1534,7 +1704,7 @@ func EqualDepth(x, y Value, depth int) (bool, error) {
 // Recursive comparisons by implementations of Value.CompareSameType
 // should use CompareDepth to prevent infinite recursion.
 func Compare(op syntax.Token, x, y Value) (bool, error) {
-	return CompareDepth(op, x, y, CompareLimit)
+	return compareDepth(nil, op, x, y, CompareLimit)
 }
 
 // CompareDepth compares two Starlark values.
@@ -1545,10 +1715,30 @@ func Compare(op syntax.Token, x, y Value) (bool, error) {
 // The depth parameter limits the maximum depth of recursion
 // in cyclic data structures.
 func CompareDepth(op syntax.Token, x, y Value, depth int) (bool, error) {
+	return compareDepth(nil, op, x, y, depth)
+}
+
+// compareDepth is CompareDepth for a thread, or nil.
+//
+// fiat: lists, tuples, dicts and sets compare their elements with the
+// thread, which they charge a step for each element: values that share
+// their elements can make a comparison's work grow exponentially with
+// their size.
+func compareDepth(thread *Thread, op syntax.Token, x, y Value, depth int) (bool, error) {
 	if depth < 1 {
 		return false, fmt.Errorf("comparison exceeded maximum recursion depth")
 	}
 	if sameType(x, y) {
+		switch x := x.(type) {
+		case *List:
+			return sliceCompare(thread, op, x.elems, y.(*List).elems, depth)
+		case Tuple:
+			return sliceCompare(thread, op, x, y.(Tuple), depth)
+		case *Dict:
+			return dictCompare(thread, op, x, y.(*Dict), depth)
+		case *Set:
+			return setCompare(thread, op, x, y.(*Set))
+		}
 		if xcomp, ok := x.(Comparable); ok {
 			return xcomp.CompareSameType(op, y, depth)
 		}
