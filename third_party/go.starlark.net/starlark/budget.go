@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"math"
 	"math/bits"
+	"strings"
 )
 
 // NestingLimit bounds how deeply nested a value may be when the interpreter
@@ -131,20 +132,53 @@ func (thread *Thread) appendValue(elems []Value, v Value) ([]Value, error) {
 	return append(elems, v), nil
 }
 
+// writeString writes s to out, charging the thread for it.
+func writeString(thread *Thread, out *strings.Builder, s string) error {
+	if err := thread.alloc(uint64(len(s))); err != nil {
+		return err
+	}
+	out.WriteString(s)
+	return nil
+}
+
 // stringAllocs is what making a string of n bytes charges.
 func stringAllocs(n int) uint64 { return uint64(n) + stringSize }
 
-// checkIntBits fails if z is larger than MaxIntBits, and charges the
-// thread for its words.
-func checkIntBits(thread *Thread, z Int) (Int, error) {
+// intResult is z, made by an operation of thread, unless it is larger than
+// MaxIntBits. The thread is charged for its words.
+func intResult(thread *Thread, z Int) (Value, error) {
 	_, big := z.get()
 	if big == nil {
 		return z, nil
 	}
 	if n := big.BitLen(); n > MaxIntBits {
-		return Int{}, fmt.Errorf("int too large: %d bits, more than the limit of %d", n, MaxIntBits)
+		return nil, fmt.Errorf("int too large: %d bits, more than the limit of %d bits", n, MaxIntBits)
 	}
 	return z, thread.alloc(uint64(len(big.Bits())) * 8)
+}
+
+// bitLen is the number of bits of i's absolute value.
+func (i Int) bitLen() int {
+	small, big := i.get()
+	if big != nil {
+		return big.BitLen()
+	}
+	return bits.Len64(uint64(max(small, -small)))
+}
+
+// contains reports whether x is one of elems, searching with the thread.
+func contains(thread *Thread, elems []Value, x Value) (Value, error) {
+	for _, elem := range elems {
+		if err := thread.AddExecutionSteps(1); err != nil {
+			return nil, err
+		}
+		if eq, err := equal(thread, elem, x); err != nil {
+			return nil, err
+		} else if eq {
+			return True, nil
+		}
+	}
+	return False, nil
 }
 
 func addSat(a, b uint64) uint64 {

@@ -5,10 +5,12 @@ package starlark_test
 // that the thread's budgets stop it promptly with a clear error.
 
 import (
+	"runtime"
 	"strings"
 	"testing"
 	"time"
 
+	"go.starlark.net/lib/json"
 	"go.starlark.net/starlark"
 	"go.starlark.net/syntax"
 )
@@ -21,13 +23,19 @@ func run(t *testing.T, src string, maxSteps, maxAllocs uint64) error {
 	thread := &starlark.Thread{}
 	thread.SetMaxExecutionSteps(maxSteps)
 	thread.SetMaxAllocs(maxAllocs)
-	opts := &syntax.FileOptions{Set: true, While: true, TopLevelControl: true, GlobalReassign: true}
 	start := time.Now()
-	_, err := starlark.ExecFileOptions(opts, thread, "budget.star", src, nil)
+	_, err := execScript(thread, src)
 	if took := time.Since(start); took > 10*time.Second {
 		t.Errorf("took %s", took)
 	}
 	return err
+}
+
+// execScript executes src on thread, in the dialect fiat's scripts use, with the
+// json module.
+func execScript(thread *starlark.Thread, src string) (starlark.StringDict, error) {
+	opts := &syntax.FileOptions{Set: true, While: true, TopLevelControl: true, GlobalReassign: true}
+	return starlark.ExecFileOptions(opts, thread, "budget.star", src, starlark.StringDict{"json": json.Module})
 }
 
 func wantError(t *testing.T, err error, want string) {
@@ -129,5 +137,145 @@ for i in range(100000):
 				t.Error(err)
 			}
 		})
+	}
+}
+
+// Each of these would allocate gigabytes. The budget refuses them before
+// they allocate, after charging only what a script of this size can.
+func TestAllocationBudget(t *testing.T) {
+	const budget = 16 << 20
+	for name, src := range map[string]string{
+		"string repeat": `"x" * 1000000000`,
+		"list repeat":   `[1] * 100000000`,
+		"tuple repeat":  `(1,) * 100000000`,
+		"concatenation": "s = 'x' * 1000000\nfor i in range(100):\n    s = s + s",
+		"list growth":   "l = []\nfor i in range(10000000):\n    l.append(i)",
+		"comprehension": `[i for i in range(10000000)]`,
+		"dict growth":   "{i: i for i in range(10000000)}",
+		"set growth":    "set(range(10000000))",
+		"join":          `",".join(["x" * 1000000] * 1000)`,
+		"replace":       `("x" * 1000).replace("x", "y" * 1000000)`,
+		"format":        `("{}" * 1000).format(*(["x" * 1000000] * 1000))`,
+		"interpolation": `("%s" * 1000) % tuple(["x" * 1000000] * 1000)`,
+		"str":           `str(["x" * 1000000] * 1000)`,
+		"repr":          `repr(("x" * 1000000,) * 1000)`,
+		"list of range": `list(range(1000000000))`,
+		"sorted range":  `sorted(range(1000000000))`,
+		"zip":           `zip(range(1000000000), range(1000000000))`,
+		"enumerate":     `enumerate(range(1000000000))`,
+		"split":         `("," * 10000000).split(",")`,
+		"upper":         "s = 'x' * 1000000\nfor i in range(100):\n    s.upper()",
+		"slice":         "l = [1] * 1000000\nfor i in range(100):\n    l[::-1]",
+		"args":          "def f(*args): return args\nf(*range(100000000))",
+		"dict items":    "d = {i: i for i in range(100000)}\nfor i in range(100):\n    d.items()",
+		"print":         "print(*(['x' * 1000000] * 1000))",
+		"fail":          "fail(*(['x' * 1000000] * 1000))",
+		"json encode":   `json.encode(["x" * 1000000] * 1000)`,
+		"json indent":   `json.indent("[" * 1000 + "]" * 1000, indent = "x" * 1000000)`,
+		"json decode":   `json.decode("[" + ",".join(["1"] * 10000000) + "]")`,
+		"int":           "x = 1 << 500\nl = []\nfor i in range(100000):\n    l.append(x + i)",
+	} {
+		t.Run(name, func(t *testing.T) {
+			thread := &starlark.Thread{}
+			thread.SetMaxAllocs(budget)
+			var before runtime.MemStats
+			runtime.ReadMemStats(&before)
+			_, err := execScript(thread, src)
+			var after runtime.MemStats
+			runtime.ReadMemStats(&after)
+			wantError(t, err, "too many allocations")
+			if thread.Allocs <= budget {
+				t.Errorf("charged %d bytes, want more than the budget", thread.Allocs)
+			}
+			if grew := after.TotalAlloc - before.TotalAlloc; grew > 8*budget {
+				t.Errorf("allocated %d bytes under a budget of %d", grew, budget)
+			}
+		})
+	}
+}
+
+// Built-ins charge steps for their work, so that the step limit bounds the
+// CPU a thread uses, not only the instructions it runs.
+func TestBuiltinsChargeSteps(t *testing.T) {
+	const prelude = "big = list(range(3000000))\n"
+	for name, src := range map[string]string{
+		"all":    "all(big[1:])",
+		"any":    "any([0] * 3000000)",
+		"min":    "min(big)",
+		"sorted": "sorted(big, reverse = True)",
+		"in":     "-1 in big",
+		"index":  "big.index(2999999)",
+		"join":   "','.join([str(x) for x in range(10)] * 300000)",
+		"set":    "set(big)",
+		"dict":   "dict([(x, x) for x in range(10)] * 300000)",
+		"str":    "str(big)",
+		"json":   "json.encode(big)",
+		"count":  "s = 'x' * 60000000\nfor i in range(10):\n    s.count('y')",
+		"equal":  "big == list(big)",
+		"extend": "l = []\nl.extend(big)\nl.extend(big)",
+	} {
+		t.Run(name, func(t *testing.T) {
+			thread := &starlark.Thread{}
+			thread.SetMaxExecutionSteps(4_000_000)
+			_, err := execScript(thread, prelude+src)
+			wantError(t, err, "too many steps")
+		})
+	}
+}
+
+// Ints are bounded in size: multiplying and converting them takes time
+// that grows faster than their size, and a built-in cannot stop halfway.
+func TestIntSize(t *testing.T) {
+	for name, src := range map[string]string{
+		"multiplication": "x = 3\nfor i in range(100):\n    x = x * x",
+		"shift":          "x = 1\nfor i in range(1000):\n    x = x << 500",
+		"addition":       "x = 1\nfor i in range(131):\n    x = x << 500\nx = x << 35\nx + x",
+		"int of string":  `int("9" * 100000)`,
+		"json":           `json.decode("9" * 100000)`,
+	} {
+		t.Run(name, func(t *testing.T) {
+			_, err := execScript(&starlark.Thread{}, src)
+			wantError(t, err, "limit of 65536 bits")
+		})
+	}
+	_, err := execScript(&starlark.Thread{}, "x = "+strings.Repeat("9", 30000))
+	wantError(t, err, "int literal too long: more than 20000 digits")
+}
+
+// Values nested deeper than NestingLimit are refused by every walk that
+// recurses, rather than exhausting the goroutine's stack; a million
+// levels used to kill the process.
+func TestNesting(t *testing.T) {
+	const deepList = "x = []\nfor i in range(1000000):\n    x = [x]\n"
+	for name, src := range map[string]string{
+		"str":                      deepList + "str(x)",
+		"json encode":              deepList + "json.encode(x)",
+		"json decode":              `json.decode("[" * 1000000 + "]" * 1000000)`,
+		"json decode with default": `json.decode("[" * 1000000, None)`,
+	} {
+		t.Run(name, func(t *testing.T) {
+			_, err := execScript(&starlark.Thread{}, src)
+			wantError(t, err, "nested more than 1000 levels deep")
+		})
+	}
+	// String, used in error messages, elides instead.
+	x := starlark.NewList(nil)
+	for range 100000 {
+		x = starlark.NewList([]starlark.Value{x})
+	}
+	if s := x.String(); !strings.Contains(s, "[...]") || len(s) > 3000 {
+		t.Errorf("String of a deep list: %.100s... (%d bytes)", s, len(s))
+	}
+}
+
+// A value that shares its elements can print to more than fits in memory.
+// String stops at a bound; str charges the thread as it writes.
+func TestStringOfSharedValue(t *testing.T) {
+	x := starlark.Tuple{starlark.String(strings.Repeat("x", 1000))}
+	for range 4 {
+		x = starlark.Tuple{x, x, x, x, x, x, x, x, x, x}
+	}
+	if s := x.String(); len(s) > 1<<20+100 || !strings.HasSuffix(s, "...") {
+		t.Errorf("String of a value of 10 MB: %d bytes, ending %q", len(s), s[len(s)-10:])
 	}
 }

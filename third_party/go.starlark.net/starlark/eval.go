@@ -170,13 +170,14 @@ func (d StringDict) Keys() []string {
 
 func (d StringDict) String() string {
 	buf := new(strings.Builder)
+	p := printer{out: buf}
 	buf.WriteByte('{')
 	sep := ""
 	for _, name := range d.Keys() {
 		buf.WriteString(sep)
 		buf.WriteString(name)
 		buf.WriteString(": ")
-		writeValue(buf, d[name], nil)
+		writeValue(&p, d[name], nil)
 		sep = ", "
 	}
 	buf.WriteByte('}')
@@ -627,18 +628,33 @@ func makeExprFunc(opts *syntax.FileOptions, expr syntax.Expr, env StringDict) (*
 // The following functions are primitive operations of the byte code interpreter.
 
 // list += iterable
-func listExtend(x *List, y Iterable) {
+//
+// fiat: charging the thread for each element and the arrays it makes.
+func listExtend(thread *Thread, x *List, y Iterable) error {
 	if ylist, ok := y.(*List); ok {
 		// fast path: list += list
+		if n := len(x.elems) + len(ylist.elems); n > cap(x.elems) {
+			if err := thread.elems(n, valueSize); err != nil {
+				return err
+			}
+		}
 		x.elems = append(x.elems, ylist.elems...)
 	} else {
 		iter := y.Iterate()
 		defer iter.Done()
 		var z Value
 		for iter.Next(&z) {
-			x.elems = append(x.elems, z)
+			if err := thread.AddExecutionSteps(1); err != nil {
+				return err
+			}
+			elems, err := thread.appendValue(x.elems, z)
+			if err != nil {
+				return err
+			}
+			x.elems = elems
 		}
 	}
+	return nil
 }
 
 // getAttr implements x.dot.
@@ -784,22 +800,34 @@ func Unary(op syntax.Token, x Value) (Value, error) {
 
 // Binary applies a strict binary operator (not AND or OR) to its operands.
 // For equality tests or ordered comparisons, use Compare instead.
-func Binary(op syntax.Token, x, y Value) (Value, error) {
+func Binary(op syntax.Token, x, y Value) (Value, error) { return binaryOp(nil, op, x, y) }
+
+// binaryOp is Binary for a thread, or nil.
+//
+// fiat: it charges the thread for the values it makes, before it makes
+// them, and fails on ints larger than MaxIntBits.
+func binaryOp(thread *Thread, op syntax.Token, x, y Value) (Value, error) {
 	switch op {
 	case syntax.PLUS:
 		switch x := x.(type) {
 		case String:
 			if y, ok := y.(String); ok {
+				if err := thread.alloc(stringAllocs(len(x) + len(y))); err != nil {
+					return nil, err
+				}
 				return x + y, nil
 			}
 		case Bytes:
 			if y, ok := y.(Bytes); ok {
+				if err := thread.alloc(stringAllocs(len(x) + len(y))); err != nil {
+					return nil, err
+				}
 				return x + y, nil
 			}
 		case Int:
 			switch y := y.(type) {
 			case Int:
-				return x.Add(y), nil
+				return intResult(thread, x.Add(y))
 			case Float:
 				xf, err := x.finiteFloat()
 				if err != nil {
@@ -820,6 +848,9 @@ func Binary(op syntax.Token, x, y Value) (Value, error) {
 			}
 		case *List:
 			if y, ok := y.(*List); ok {
+				if err := thread.elems(x.Len()+y.Len()+listSize/valueSize, valueSize); err != nil {
+					return nil, err
+				}
 				z := make([]Value, 0, x.Len()+y.Len())
 				z = append(z, x.elems...)
 				z = append(z, y.elems...)
@@ -827,6 +858,9 @@ func Binary(op syntax.Token, x, y Value) (Value, error) {
 			}
 		case Tuple:
 			if y, ok := y.(Tuple); ok {
+				if err := thread.elems(len(x)+len(y)+tupleSize/valueSize, valueSize); err != nil {
+					return nil, err
+				}
 				z := make(Tuple, 0, len(x)+len(y))
 				z = append(z, x...)
 				z = append(z, y...)
@@ -839,7 +873,7 @@ func Binary(op syntax.Token, x, y Value) (Value, error) {
 		case Int:
 			switch y := y.(type) {
 			case Int:
-				return x.Sub(y), nil
+				return intResult(thread, x.Sub(y))
 			case Float:
 				xf, err := x.finiteFloat()
 				if err != nil {
@@ -862,7 +896,7 @@ func Binary(op syntax.Token, x, y Value) (Value, error) {
 			if y, ok := y.(*Set); ok {
 				iter := y.Iterate()
 				defer iter.Done()
-				return x.Difference(iter)
+				return x.difference(thread, iter)
 			}
 		}
 
@@ -871,7 +905,12 @@ func Binary(op syntax.Token, x, y Value) (Value, error) {
 		case Int:
 			switch y := y.(type) {
 			case Int:
-				return x.Mul(y), nil
+				// Multiplying takes time superlinear in the size of the
+				// result: check its size before.
+				if n := x.bitLen() + y.bitLen(); n > MaxIntBits+1 {
+					return nil, fmt.Errorf("int too large: about %d bits, more than the limit of %d bits", n, MaxIntBits)
+				}
+				return intResult(thread, x.Mul(y))
 			case Float:
 				xf, err := x.finiteFloat()
 				if err != nil {
@@ -879,17 +918,17 @@ func Binary(op syntax.Token, x, y Value) (Value, error) {
 				}
 				return xf * y, nil
 			case String:
-				return stringRepeat(y, x)
+				return stringRepeat(thread, y, x)
 			case Bytes:
-				return bytesRepeat(y, x)
+				return bytesRepeat(thread, y, x)
 			case *List:
-				elems, err := tupleRepeat(Tuple(y.elems), x)
+				elems, err := tupleRepeat(thread, Tuple(y.elems), x)
 				if err != nil {
 					return nil, err
 				}
 				return NewList(elems), nil
 			case Tuple:
-				return tupleRepeat(y, x)
+				return tupleRepeat(thread, y, x)
 			}
 		case Float:
 			switch y := y.(type) {
@@ -904,15 +943,15 @@ func Binary(op syntax.Token, x, y Value) (Value, error) {
 			}
 		case String:
 			if y, ok := y.(Int); ok {
-				return stringRepeat(x, y)
+				return stringRepeat(thread, x, y)
 			}
 		case Bytes:
 			if y, ok := y.(Int); ok {
-				return bytesRepeat(x, y)
+				return bytesRepeat(thread, x, y)
 			}
 		case *List:
 			if y, ok := y.(Int); ok {
-				elems, err := tupleRepeat(Tuple(x.elems), y)
+				elems, err := tupleRepeat(thread, Tuple(x.elems), y)
 				if err != nil {
 					return nil, err
 				}
@@ -920,7 +959,7 @@ func Binary(op syntax.Token, x, y Value) (Value, error) {
 			}
 		case Tuple:
 			if y, ok := y.(Int); ok {
-				return tupleRepeat(x, y)
+				return tupleRepeat(thread, x, y)
 			}
 
 		}
@@ -1042,7 +1081,7 @@ func Binary(op syntax.Token, x, y Value) (Value, error) {
 				return x.Mod(yf), nil
 			}
 		case String:
-			return interpolate(string(x), y)
+			return interpolate(thread, string(x), y)
 		}
 
 	case syntax.NOT_IN:
@@ -1053,6 +1092,24 @@ func Binary(op syntax.Token, x, y Value) (Value, error) {
 		return !z.Truth(), nil
 
 	case syntax.IN:
+		// fiat: lists, tuples, dicts and sets search with the thread, and
+		// strings charge for the bytes they search.
+		switch y := y.(type) {
+		case *List:
+			return contains(thread, y.elems, x)
+		case Tuple:
+			return contains(thread, y, x)
+		case *Dict:
+			_, found, _ := y.ht.lookup(thread, x)
+			return Bool(found), thread.cancelled()
+		case *Set:
+			_, found, err := y.ht.lookup(thread, x)
+			return Bool(found), err
+		case String, Bytes:
+			if err := thread.scan(Len(y)); err != nil {
+				return nil, err
+			}
+		}
 		switch y := y.(type) {
 		case Container: // List, Tuple, Set, String, Bytes, rangeValue etc.
 			found, err := y.Has(x)
@@ -1073,14 +1130,14 @@ func Binary(op syntax.Token, x, y Value) (Value, error) {
 
 		case *Dict: // union
 			if y, ok := y.(*Dict); ok {
-				return x.Union(y), nil
+				return dictUnion(thread, x, y)
 			}
 
 		case *Set: // union
 			if y, ok := y.(*Set); ok {
 				iter := Iterate(y)
 				defer iter.Done()
-				return x.Union(iter)
+				return x.union(thread, iter)
 			}
 		}
 
@@ -1094,7 +1151,7 @@ func Binary(op syntax.Token, x, y Value) (Value, error) {
 			if y, ok := y.(*Set); ok {
 				iter := y.Iterate()
 				defer iter.Done()
-				return x.Intersection(iter)
+				return x.intersection(thread, iter)
 			}
 		}
 
@@ -1108,7 +1165,7 @@ func Binary(op syntax.Token, x, y Value) (Value, error) {
 			if y, ok := y.(*Set); ok {
 				iter := y.Iterate()
 				defer iter.Done()
-				return x.SymmetricDifference(iter)
+				return x.symmetricDifference(thread, iter)
 			}
 		}
 
@@ -1125,7 +1182,7 @@ func Binary(op syntax.Token, x, y Value) (Value, error) {
 				if y >= 512 {
 					return nil, fmt.Errorf("shift count too large: %v", y)
 				}
-				return x.Lsh(uint(y)), nil
+				return intResult(thread, x.Lsh(uint(y)))
 			} else {
 				return x.Rsh(uint(y)), nil
 			}
@@ -1160,7 +1217,7 @@ unknown:
 // try to stop someone swallowing the world in one gulp.
 const maxAlloc = 1 << 30
 
-func tupleRepeat(elems Tuple, n Int) (Tuple, error) {
+func tupleRepeat(thread *Thread, elems Tuple, n Int) (Tuple, error) {
 	if len(elems) == 0 {
 		return nil, nil
 	}
@@ -1177,6 +1234,9 @@ func tupleRepeat(elems Tuple, n Int) (Tuple, error) {
 		// Don't print sz.
 		return nil, fmt.Errorf("excessive repeat (%d * %d elements)", len(elems), i)
 	}
+	if err := thread.elems(int(sz)+listSize/valueSize, valueSize); err != nil {
+		return nil, err
+	}
 	res := make([]Value, sz)
 	// copy elems into res, doubling each time
 	x := copy(res, elems)
@@ -1187,12 +1247,12 @@ func tupleRepeat(elems Tuple, n Int) (Tuple, error) {
 	return res, nil
 }
 
-func bytesRepeat(b Bytes, n Int) (Bytes, error) {
-	res, err := stringRepeat(String(b), n)
+func bytesRepeat(thread *Thread, b Bytes, n Int) (Bytes, error) {
+	res, err := stringRepeat(thread, String(b), n)
 	return Bytes(res), err
 }
 
-func stringRepeat(s String, n Int) (String, error) {
+func stringRepeat(thread *Thread, s String, n Int) (String, error) {
 	if s == "" {
 		return "", nil
 	}
@@ -1208,6 +1268,9 @@ func stringRepeat(s String, n Int) (String, error) {
 	if of != 0 || sz >= maxAlloc { // of != 0 => overflow
 		// Don't print sz.
 		return "", fmt.Errorf("excessive repeat (%d * %d elements)", len(s), i)
+	}
+	if err := thread.alloc(stringAllocs(int(sz))); err != nil {
+		return "", err
 	}
 	return String(strings.Repeat(string(s), i)), nil
 }
@@ -1272,7 +1335,7 @@ func Call(thread *Thread, fn Value, args Tuple, kwargs []Tuple) (Value, error) {
 	return result, err
 }
 
-func slice(x, lo, hi, step_ Value) (Value, error) {
+func slice(thread *Thread, x, lo, hi, step_ Value) (Value, error) {
 	sliceable, ok := x.(Sliceable)
 	if !ok {
 		return nil, fmt.Errorf("invalid slice operand %s", x.Type())
@@ -1332,6 +1395,23 @@ func slice(x, lo, hi, step_ Value) (Value, error) {
 		}
 	}
 
+	// fiat: charge for the elements the slice copies. Strings sliced with
+	// step 1 share their bytes, and ranges are computed.
+	var size uint64
+	switch x.(type) {
+	case String, Bytes:
+		if step != 1 {
+			size = 1
+		}
+	case *List, Tuple:
+		size = valueSize
+	}
+	if size > 0 {
+		n := (end - start + step - signum(step)) / step
+		if err := thread.elems(max(n, 0), size); err != nil {
+			return nil, err
+		}
+	}
 	return sliceable.Slice(start, end, step), nil
 }
 
@@ -1531,7 +1611,10 @@ func findParam(params []compile.Binding, name string) int {
 }
 
 // https://github.com/google/starlark-go/blob/master/doc/spec.md#string-interpolation
-func interpolate(format string, x Value) (Value, error) {
+func interpolate(thread *Thread, format string, x Value) (Value, error) {
+	if err := thread.alloc(stringAllocs(len(format))); err != nil { // for its literal text
+		return nil, err
+	}
 	buf := new(strings.Builder)
 	index := 0
 	nargs := 1
@@ -1592,13 +1675,19 @@ func interpolate(format string, x Value) (Value, error) {
 		if format == "" {
 			return nil, fmt.Errorf("incomplete format")
 		}
+		written := buf.Len() // fiat: what the conversion writes is charged below
 		switch c := format[0]; c {
 		case 's', 'r':
+			var err error
 			if str, ok := AsString(arg); ok && c == 's' {
-				buf.WriteString(str)
+				err = writeString(thread, buf, str)
 			} else {
-				writeValue(buf, arg, nil)
+				err = printValue(thread, buf, arg)
 			}
+			if err != nil {
+				return nil, err
+			}
+			written = buf.Len() // charged already
 		case 'd', 'i', 'o', 'x', 'X':
 			i, err := NumberToInt(arg)
 			if err != nil {
@@ -1642,6 +1731,9 @@ func interpolate(format string, x Value) (Value, error) {
 			buf.WriteByte('%')
 		default:
 			return nil, fmt.Errorf("unknown conversion %%%c", c)
+		}
+		if err := thread.alloc(uint64(buf.Len() - written)); err != nil {
+			return nil, err
 		}
 		format = format[1:]
 		index++

@@ -63,6 +63,22 @@ func (fn *Function) CallInternal(thread *Thread, args Tuple, kwargs []Tuple) (Va
 	locals := space[:nlocals:nlocals] // local variables, starting with parameters
 	stack := space[nlocals:]          // operand stack
 
+	// fiat: charge for the tuple of surplus arguments and the dict of
+	// surplus keyword arguments that setArgs makes.
+	if f.HasVarargs {
+		if err := thread.elems(len(args), valueSize); err != nil {
+			return nil, thread.evalError(err)
+		}
+	}
+	if f.HasKwargs {
+		if err := thread.elems(len(kwargs), bucketAllocs/bucketSize); err != nil {
+			return nil, thread.evalError(err)
+		}
+		if err := thread.AddAllocs(dictSize); err != nil {
+			return nil, thread.evalError(err)
+		}
+	}
+
 	// Digest arguments and set parameters.
 	err := setArgs(locals, fn, args, kwargs)
 	if err != nil {
@@ -192,7 +208,7 @@ loop:
 			y := stack[sp-1]
 			x := stack[sp-2]
 			sp -= 2
-			z, err2 := Binary(binop, x, y)
+			z, err2 := binaryOp(thread, binop, x, y)
 			if err2 != nil {
 				err = err2
 				break loop
@@ -229,12 +245,14 @@ loop:
 					if err = xlist.checkMutable("apply += to"); err != nil {
 						break loop
 					}
-					listExtend(xlist, yiter)
+					if err = listExtend(thread, xlist, yiter); err != nil {
+						break loop
+					}
 					z = xlist
 				}
 			}
 			if z == nil {
-				z, err = Binary(syntax.PLUS, x, y)
+				z, err = binaryOp(thread, syntax.PLUS, x, y)
 				if err != nil {
 					break loop
 				}
@@ -264,7 +282,7 @@ loop:
 				}
 			}
 			if z == nil {
-				z, err = Binary(syntax.PIPE, x, y)
+				z, err = binaryOp(thread, syntax.PIPE, x, y)
 				if err != nil {
 					break loop
 				}
@@ -326,6 +344,9 @@ loop:
 					err = fmt.Errorf("argument after ** must be a mapping, not %s", kwargs.Type())
 					break loop
 				}
+				if err = thread.elems(Len(dict), valueSize); err != nil {
+					break loop
+				}
 				items := dict.Items()
 				for _, item := range items {
 					if !is[String](item[0]) {
@@ -362,9 +383,14 @@ loop:
 				}
 				var elem Value
 				for iter.Next(&elem) {
-					positional = append(positional, elem)
+					if positional, err = thread.appendValue(positional, elem); err != nil {
+						break
+					}
 				}
 				iter.Done()
+				if err != nil {
+					break loop
+				}
 			}
 
 			function := stack[sp-1]
@@ -416,6 +442,8 @@ loop:
 			result = stack[sp-1]
 			break loop
 
+		// fiat: the instructions below that make values charge the
+		// thread for them.
 		case compile.SETINDEX:
 			z := stack[sp-1]
 			y := stack[sp-2]
@@ -459,6 +487,9 @@ loop:
 			}
 
 		case compile.MAKEDICT:
+			if err = thread.AddAllocs(dictSize); err != nil {
+				break loop
+			}
 			stack[sp] = new(Dict)
 			sp++
 
@@ -481,7 +512,9 @@ loop:
 			elem := stack[sp-1]
 			list := stack[sp-2].(*List)
 			sp -= 2
-			list.elems = append(list.elems, elem)
+			if list.elems, err = thread.appendValue(list.elems, elem); err != nil {
+				break loop
+			}
 
 		case compile.SLICE:
 			x := stack[sp-4]
@@ -489,7 +522,7 @@ loop:
 			hi := stack[sp-2]
 			step := stack[sp-1]
 			sp -= 4
-			res, err2 := slice(x, lo, hi, step)
+			res, err2 := slice(thread, x, lo, hi, step)
 			if err2 != nil {
 				err = err2
 				break loop
@@ -535,6 +568,9 @@ loop:
 
 		case compile.MAKETUPLE:
 			n := int(arg)
+			if err = thread.AddAllocs(uint64(n)*valueSize + tupleSize); err != nil {
+				break loop
+			}
 			tuple := make(Tuple, n)
 			sp -= n
 			copy(tuple, stack[sp:])
@@ -543,6 +579,9 @@ loop:
 
 		case compile.MAKELIST:
 			n := int(arg)
+			if err = thread.AddAllocs(uint64(n)*valueSize + listSize); err != nil {
+				break loop
+			}
 			elems := make([]Value, n)
 			sp -= n
 			copy(elems, stack[sp:])
@@ -550,6 +589,9 @@ loop:
 			sp++
 
 		case compile.MAKEFUNC:
+			if err = thread.AddAllocs(funcSize); err != nil {
+				break loop
+			}
 			funcode := f.Prog.Functions[arg]
 			tuple := stack[sp-1].(Tuple)
 			n := len(tuple) - len(funcode.FreeVars)

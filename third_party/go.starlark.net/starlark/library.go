@@ -71,6 +71,17 @@ func init() {
 		"type":      NewBuiltin("type", type_),
 		"zip":       NewBuiltin("zip", zip),
 	}
+
+	// fiat: every string method reads its receiver: charge for that.
+	for _, m := range stringMethods {
+		fn := m.fn
+		m.fn = func(thread *Thread, b *Builtin, args Tuple, kwargs []Tuple) (Value, error) {
+			if err := thread.scan(len(b.Receiver().(String))); err != nil {
+				return nil, err
+			}
+			return fn(thread, b, args, kwargs)
+		}
+	}
 }
 
 // methods of built-in types
@@ -204,6 +215,9 @@ func all(thread *Thread, _ *Builtin, args Tuple, kwargs []Tuple) (Value, error) 
 	defer iter.Done()
 	var x Value
 	for iter.Next(&x) {
+		if err := thread.AddExecutionSteps(1); err != nil {
+			return nil, err
+		}
 		if !x.Truth() {
 			return False, nil
 		}
@@ -221,6 +235,9 @@ func any_(thread *Thread, _ *Builtin, args Tuple, kwargs []Tuple) (Value, error)
 	defer iter.Done()
 	var x Value
 	for iter.Next(&x) {
+		if err := thread.AddExecutionSteps(1); err != nil {
+			return nil, err
+		}
 		if x.Truth() {
 			return True, nil
 		}
@@ -250,12 +267,18 @@ func bytes_(thread *Thread, _ *Builtin, args Tuple, kwargs []Tuple) (Value, erro
 		return x, nil
 	case String:
 		// Invalid encodings are replaced by that of U+FFFD.
+		if err := thread.alloc(stringAllocs(len(x))); err != nil {
+			return nil, err
+		}
 		return Bytes(utf8Transcode(string(x))), nil
 	case Iterable:
 		// iterable of numeric byte values
 		var buf strings.Builder
 		if n := Len(x); n >= 0 {
 			// common case: known length
+			if err := thread.alloc(stringAllocs(n)); err != nil {
+				return nil, err
+			}
 			buf.Grow(n)
 		}
 		iter := x.Iterate()
@@ -263,6 +286,9 @@ func bytes_(thread *Thread, _ *Builtin, args Tuple, kwargs []Tuple) (Value, erro
 		var elem Value
 		var b byte
 		for i := 0; iter.Next(&elem); i++ {
+			if err := thread.elems(1, 1); err != nil {
+				return nil, err
+			}
 			if err := AsInt(elem, &b); err != nil {
 				return nil, fmt.Errorf("bytes: at index %d, %s", i, err)
 			}
@@ -347,8 +373,13 @@ func enumerate(thread *Thread, _ *Builtin, args Tuple, kwargs []Tuple) (Value, e
 	var pairs []Value
 	var x Value
 
+	// fiat: charging for each pair, ahead when the length is known.
+	const pairSize = valueSize + tupleSize + 2*valueSize
 	if n := Len(iterable); n >= 0 {
 		// common case: known length
+		if err := thread.elems(n, pairSize); err != nil {
+			return nil, err
+		}
 		pairs = make([]Value, 0, n)
 		array := make(Tuple, 2*n) // allocate a single backing array
 		for i := 0; iter.Next(&x); i++ {
@@ -361,6 +392,9 @@ func enumerate(thread *Thread, _ *Builtin, args Tuple, kwargs []Tuple) (Value, e
 	} else {
 		// non-sequence (unknown length)
 		for i := 0; iter.Next(&x); i++ {
+			if err := thread.elems(1, 2*pairSize); err != nil {
+				return nil, err
+			}
 			pair := Tuple{MakeInt(start + i), x}
 			pairs = append(pairs, pair)
 		}
@@ -379,12 +413,18 @@ func fail(thread *Thread, b *Builtin, args Tuple, kwargs []Tuple) (Value, error)
 	buf.WriteString("fail: ")
 	for i, v := range args {
 		if i > 0 {
-			buf.WriteString(sep)
+			if err := writeString(thread, buf, sep); err != nil {
+				return nil, err
+			}
 		}
+		var err error
 		if s, ok := AsString(v); ok {
-			buf.WriteString(s)
+			err = writeString(thread, buf, s)
 		} else {
-			writeValue(buf, v, nil)
+			err = printValue(thread, buf, v)
+		}
+		if err != nil {
+			return nil, err
 		}
 	}
 
@@ -415,6 +455,9 @@ func float(thread *Thread, b *Builtin, args Tuple, kwargs []Tuple) (Value, error
 	case String:
 		if x == "" {
 			return nil, fmt.Errorf("float: empty string")
+		}
+		if err := thread.scan(len(x)); err != nil {
+			return nil, err
 		}
 		// +/- NaN or Inf or Infinity (case insensitive)?
 		s := string(x)
@@ -514,6 +557,9 @@ func hash(thread *Thread, _ *Builtin, args Tuple, kwargs []Tuple) (Value, error)
 		return nil, err
 	}
 
+	if err := thread.scan(Len(x)); err != nil {
+		return nil, err
+	}
 	var h int64
 	switch x := x.(type) {
 	case String:
@@ -569,9 +615,18 @@ func int_(thread *Thread, _ *Builtin, args Tuple, kwargs []Tuple) (Value, error)
 				return nil, fmt.Errorf("int: base must be an integer >= 2 && <= 36")
 			}
 		}
+		// fiat: converting digits to an int takes time that grows faster
+		// than their number: refuse more digits than could make an int of
+		// MaxIntBits, whatever their base.
+		if len(s) > MaxIntBits+2 {
+			return nil, fmt.Errorf("int: literal of %d digits is larger than the limit of %d bits", len(s), MaxIntBits)
+		}
 		res := parseInt(s, b)
 		if res == nil {
 			return nil, fmt.Errorf("int: invalid literal with base %d: %s", b, s)
+		}
+		if i, ok := res.(Int); ok {
+			return intResult(thread, i)
 		}
 		return res, nil
 	}
@@ -686,17 +741,37 @@ func list(thread *Thread, _ *Builtin, args Tuple, kwargs []Tuple) (Value, error)
 	}
 	var elems []Value
 	if iterable != nil {
-		iter := iterable.Iterate()
-		defer iter.Done()
-		if n := Len(iterable); n > 0 {
-			elems = make([]Value, 0, n) // preallocate if length known
-		}
-		var x Value
-		for iter.Next(&x) {
-			elems = append(elems, x)
+		var err error
+		if elems, err = collect(thread, iterable); err != nil {
+			return nil, err
 		}
 	}
-	return NewList(elems), nil
+	return NewList(elems), thread.AddAllocs(listSize)
+}
+
+// collect returns the elements of iterable, charging the thread for each,
+// and for the array, ahead when the length is known.
+func collect(thread *Thread, iterable Iterable) ([]Value, error) {
+	iter := iterable.Iterate()
+	defer iter.Done()
+	var elems []Value
+	if n := Len(iterable); n > 0 {
+		if err := thread.AddAllocs(mulSat(uint64(n), valueSize)); err != nil {
+			return nil, err
+		}
+		elems = make([]Value, 0, n) // preallocate if length known
+	}
+	var x Value
+	for iter.Next(&x) {
+		if err := thread.AddExecutionSteps(1); err != nil {
+			return nil, err
+		}
+		var err error
+		if elems, err = thread.appendValue(elems, x); err != nil {
+			return nil, err
+		}
+	}
+	return elems, nil
 }
 
 // https://github.com/google/starlark-go/blob/master/doc/spec.md#min
@@ -745,6 +820,9 @@ func minmax(thread *Thread, b *Builtin, args Tuple, kwargs []Tuple) (Value, erro
 
 	var x Value
 	for iter.Next(&x) {
+		if err := thread.AddExecutionSteps(1); err != nil {
+			return nil, err
+		}
 		var key Value
 		if keyFunc == nil {
 			key = x
@@ -757,7 +835,7 @@ func minmax(thread *Thread, b *Builtin, args Tuple, kwargs []Tuple) (Value, erro
 			key = res
 		}
 
-		if ok, err := Compare(op, key, extremeKey); err != nil {
+		if ok, err := compareDepth(thread, op, key, extremeKey, CompareLimit); err != nil {
 			return nil, nameErr(b, err)
 		} else if ok {
 			extremum = x
@@ -806,14 +884,20 @@ func print(thread *Thread, b *Builtin, args Tuple, kwargs []Tuple) (Value, error
 	buf := new(strings.Builder)
 	for i, v := range args {
 		if i > 0 {
-			buf.WriteString(sep)
+			if err := writeString(thread, buf, sep); err != nil {
+				return nil, err
+			}
 		}
+		var err error
 		if s, ok := AsString(v); ok {
-			buf.WriteString(s)
+			err = writeString(thread, buf, s)
 		} else if b, ok := v.(Bytes); ok {
-			buf.WriteString(string(b))
+			err = writeString(thread, buf, string(b))
 		} else {
-			writeValue(buf, v, nil)
+			err = printValue(thread, buf, v)
+		}
+		if err != nil {
+			return nil, err
 		}
 	}
 
@@ -972,7 +1056,16 @@ func repr(thread *Thread, _ *Builtin, args Tuple, kwargs []Tuple) (Value, error)
 	if err := unpackPositionalArgsNoEscape("repr", args, kwargs, 1, &x); err != nil {
 		return nil, err
 	}
-	return String(x.String()), nil
+	return printString(thread, x)
+}
+
+// printString is str(x) of a value that is not a string, for a thread.
+func printString(thread *Thread, x Value) (Value, error) {
+	var buf strings.Builder
+	if err := printValue(thread, &buf, x); err != nil {
+		return nil, err
+	}
+	return String(buf.String()), thread.AddAllocs(stringSize)
 }
 
 // https://github.com/google/starlark-go/blob/master/doc/spec.md#reversed
@@ -981,15 +1074,9 @@ func reversed(thread *Thread, _ *Builtin, args Tuple, kwargs []Tuple) (Value, er
 	if err := unpackPositionalArgsNoEscape("reversed", args, kwargs, 1, &iterable); err != nil {
 		return nil, err
 	}
-	iter := iterable.Iterate()
-	defer iter.Done()
-	var elems []Value
-	if n := Len(args[0]); n >= 0 {
-		elems = make([]Value, 0, n) // preallocate if length known
-	}
-	var x Value
-	for iter.Next(&x) {
-		elems = append(elems, x)
+	elems, err := collect(thread, iterable)
+	if err != nil {
+		return nil, err
 	}
 	n := len(elems)
 	for i := 0; i < n>>1; i++ {
@@ -1032,20 +1119,17 @@ func sorted(thread *Thread, _ *Builtin, args Tuple, kwargs []Tuple) (Value, erro
 		return nil, err
 	}
 
-	iter := iterable.Iterate()
-	defer iter.Done()
-	var values []Value
-	if n := Len(iterable); n > 0 {
-		values = make(Tuple, 0, n) // preallocate if length is known
-	}
-	var x Value
-	for iter.Next(&x) {
-		values = append(values, x)
+	values, err := collect(thread, iterable)
+	if err != nil {
+		return nil, err
 	}
 
 	// Derive keys from values by applying key function.
 	var keys []Value
 	if key != nil {
+		if err := thread.elems(len(values), valueSize); err != nil {
+			return nil, err
+		}
 		keys = make([]Value, len(values))
 		for i, v := range values {
 			k, err := Call(thread, key, Tuple{v}, nil)
@@ -1056,20 +1140,42 @@ func sorted(thread *Thread, _ *Builtin, args Tuple, kwargs []Tuple) (Value, erro
 		}
 	}
 
-	slice := &sortSlice{keys: keys, values: values}
-	if reverse {
-		sort.Stable(sort.Reverse(slice))
-	} else {
-		sort.Stable(slice)
+	slice := &sortSlice{thread: thread, keys: keys, values: values}
+	if err := slice.sort(reverse); err != nil {
+		return nil, err
 	}
-	return NewList(slice.values), slice.err
+	return NewList(slice.values), thread.AddAllocs(listSize)
 }
 
 type sortSlice struct {
+	thread *Thread
 	keys   []Value // nil => values[i] is key
 	values []Value
-	err    error
 }
+
+// sort sorts the slice. fiat: the first comparison that fails, as when
+// the thread is cancelled, ends the sort: after it, a sort of millions of
+// elements would go on making comparisons that do nothing for seconds.
+func (s *sortSlice) sort(reverse bool) (err error) {
+	defer func() {
+		switch p := recover().(type) {
+		case nil:
+		case sortFailed:
+			err = p.err
+		default:
+			panic(p)
+		}
+	}()
+	if reverse {
+		sort.Stable(sort.Reverse(s))
+	} else {
+		sort.Stable(s)
+	}
+	return nil
+}
+
+// sortFailed ends a sort with a comparison's error.
+type sortFailed struct{ err error }
 
 func (s *sortSlice) Len() int { return len(s.values) }
 func (s *sortSlice) Less(i, j int) bool {
@@ -1077,9 +1183,12 @@ func (s *sortSlice) Less(i, j int) bool {
 	if s.keys == nil {
 		keys = s.values
 	}
-	ok, err := Compare(syntax.LT, keys[i], keys[j])
+	if err := s.thread.AddExecutionSteps(1); err != nil {
+		panic(sortFailed{err})
+	}
+	ok, err := compareDepth(s.thread, syntax.LT, keys[i], keys[j], CompareLimit)
 	if err != nil {
-		s.err = err
+		panic(sortFailed{err})
 	}
 	return ok
 }
@@ -1103,9 +1212,12 @@ func str(thread *Thread, _ *Builtin, args Tuple, kwargs []Tuple) (Value, error) 
 		return x, nil
 	case Bytes:
 		// Invalid encodings are replaced by that of U+FFFD.
+		if err := thread.alloc(stringAllocs(len(x))); err != nil {
+			return nil, err
+		}
 		return String(utf8Transcode(string(x))), nil
 	default:
-		return String(x.String()), nil
+		return printString(thread, x)
 	}
 }
 
@@ -1132,17 +1244,11 @@ func tuple(thread *Thread, _ *Builtin, args Tuple, kwargs []Tuple) (Value, error
 	if len(args) == 0 {
 		return Tuple(nil), nil
 	}
-	iter := iterable.Iterate()
-	defer iter.Done()
-	var elems Tuple
-	if n := Len(iterable); n > 0 {
-		elems = make(Tuple, 0, n) // preallocate if length is known
+	elems, err := collect(thread, iterable)
+	if err != nil {
+		return nil, err
 	}
-	var x Value
-	for iter.Next(&x) {
-		elems = append(elems, x)
-	}
-	return elems, nil
+	return Tuple(elems), thread.AddAllocs(tupleSize)
 }
 
 // https://github.com/google/starlark-go/blob/master/doc/spec.md#type
@@ -1181,9 +1287,14 @@ func zip(thread *Thread, _ *Builtin, args Tuple, kwargs []Tuple) (Value, error) 
 			rows = n // possibly -1
 		}
 	}
+	// fiat: charging for each row, ahead when the length is known.
+	rowSize := uint64(valueSize + tupleSize + cols*valueSize)
 	var result []Value
 	if rows >= 0 {
 		// length known
+		if err := thread.elems(rows, rowSize); err != nil {
+			return nil, err
+		}
 		result = make([]Value, rows)
 		array := make(Tuple, cols*rows) // allocate a single backing array
 		for i := 0; i < rows; i++ {
@@ -1198,6 +1309,9 @@ func zip(thread *Thread, _ *Builtin, args Tuple, kwargs []Tuple) (Value, error) 
 		// length not known
 	outer:
 		for {
+			if err := thread.elems(1, 2*rowSize); err != nil {
+				return nil, err
+			}
 			tuple := make(Tuple, cols)
 			for i, iter := range iters {
 				if !iter.Next(&tuple[i]) {
@@ -1237,8 +1351,11 @@ func dict_clear(_ *Thread, b *Builtin, args Tuple, kwargs []Tuple) (Value, error
 }
 
 // https://github.com/google/starlark-go/blob/master/doc/spec.md#dict·items
-func dict_items(_ *Thread, b *Builtin, args Tuple, kwargs []Tuple) (Value, error) {
+func dict_items(thread *Thread, b *Builtin, args Tuple, kwargs []Tuple) (Value, error) {
 	if err := UnpackPositionalArgs(b.Name(), args, kwargs, 0); err != nil {
+		return nil, err
+	}
+	if err := thread.elems(b.Receiver().(*Dict).Len(), 2*valueSize+tupleSize+valueSize); err != nil {
 		return nil, err
 	}
 	items := b.Receiver().(*Dict).Items()
@@ -1250,8 +1367,11 @@ func dict_items(_ *Thread, b *Builtin, args Tuple, kwargs []Tuple) (Value, error
 }
 
 // https://github.com/google/starlark-go/blob/master/doc/spec.md#dict·keys
-func dict_keys(_ *Thread, b *Builtin, args Tuple, kwargs []Tuple) (Value, error) {
+func dict_keys(thread *Thread, b *Builtin, args Tuple, kwargs []Tuple) (Value, error) {
 	if err := UnpackPositionalArgs(b.Name(), args, kwargs, 0); err != nil {
+		return nil, err
+	}
+	if err := thread.elems(b.Receiver().(*Dict).Len(), valueSize); err != nil {
 		return nil, err
 	}
 	return NewList(b.Receiver().(*Dict).Keys()), nil
@@ -1320,8 +1440,12 @@ func dict_update(thread *Thread, b *Builtin, args Tuple, kwargs []Tuple) (Value,
 }
 
 // https://github.com/google/starlark-go/blob/master/doc/spec.md#dict·update
-func dict_values(_ *Thread, b *Builtin, args Tuple, kwargs []Tuple) (Value, error) {
+func dict_values(thread *Thread, b *Builtin, args Tuple, kwargs []Tuple) (Value, error) {
 	if err := UnpackPositionalArgs(b.Name(), args, kwargs, 0); err != nil {
+		return nil, err
+	}
+	// Items makes pairs that are garbage at once: charge only for the list.
+	if err := thread.elems(b.Receiver().(*Dict).Len(), valueSize); err != nil {
 		return nil, err
 	}
 	items := b.Receiver().(*Dict).Items()
@@ -1333,7 +1457,7 @@ func dict_values(_ *Thread, b *Builtin, args Tuple, kwargs []Tuple) (Value, erro
 }
 
 // https://github.com/google/starlark-go/blob/master/doc/spec.md#list·append
-func list_append(_ *Thread, b *Builtin, args Tuple, kwargs []Tuple) (Value, error) {
+func list_append(thread *Thread, b *Builtin, args Tuple, kwargs []Tuple) (Value, error) {
 	var object Value
 	if err := unpackPositionalArgsNoEscape(b.Name(), args, kwargs, 1, &object); err != nil {
 		return nil, err
@@ -1342,7 +1466,11 @@ func list_append(_ *Thread, b *Builtin, args Tuple, kwargs []Tuple) (Value, erro
 	if err := recv.checkMutable("append to"); err != nil {
 		return nil, nameErr(b, err)
 	}
-	recv.elems = append(recv.elems, object)
+	elems, err := thread.appendValue(recv.elems, object)
+	if err != nil {
+		return nil, err
+	}
+	recv.elems = elems
 	return None, nil
 }
 
@@ -1358,7 +1486,7 @@ func list_clear(_ *Thread, b *Builtin, args Tuple, kwargs []Tuple) (Value, error
 }
 
 // https://github.com/google/starlark-go/blob/master/doc/spec.md#list·extend
-func list_extend(_ *Thread, b *Builtin, args Tuple, kwargs []Tuple) (Value, error) {
+func list_extend(thread *Thread, b *Builtin, args Tuple, kwargs []Tuple) (Value, error) {
 	recv := b.Receiver().(*List)
 	var iterable Iterable
 	if err := unpackPositionalArgsNoEscape(b.Name(), args, kwargs, 1, &iterable); err != nil {
@@ -1367,12 +1495,14 @@ func list_extend(_ *Thread, b *Builtin, args Tuple, kwargs []Tuple) (Value, erro
 	if err := recv.checkMutable("extend"); err != nil {
 		return nil, nameErr(b, err)
 	}
-	listExtend(recv, iterable)
+	if err := listExtend(thread, recv, iterable); err != nil {
+		return nil, err
+	}
 	return None, nil
 }
 
 // https://github.com/google/starlark-go/blob/master/doc/spec.md#list·index
-func list_index(_ *Thread, b *Builtin, args Tuple, kwargs []Tuple) (Value, error) {
+func list_index(thread *Thread, b *Builtin, args Tuple, kwargs []Tuple) (Value, error) {
 	var value, start_, end_ Value
 	if err := unpackPositionalArgsNoEscape(b.Name(), args, kwargs, 1, &value, &start_, &end_); err != nil {
 		return nil, err
@@ -1385,7 +1515,10 @@ func list_index(_ *Thread, b *Builtin, args Tuple, kwargs []Tuple) (Value, error
 	}
 
 	for i := start; i < end; i++ {
-		if eq, err := Equal(recv.elems[i], value); err != nil {
+		if err := thread.AddExecutionSteps(1); err != nil {
+			return nil, err
+		}
+		if eq, err := equal(thread, recv.elems[i], value); err != nil {
 			return nil, nameErr(b, err)
 		} else if eq {
 			return MakeInt(i), nil
@@ -1395,7 +1528,7 @@ func list_index(_ *Thread, b *Builtin, args Tuple, kwargs []Tuple) (Value, error
 }
 
 // https://github.com/google/starlark-go/blob/master/doc/spec.md#list·insert
-func list_insert(_ *Thread, b *Builtin, args Tuple, kwargs []Tuple) (Value, error) {
+func list_insert(thread *Thread, b *Builtin, args Tuple, kwargs []Tuple) (Value, error) {
 	recv := b.Receiver().(*List)
 	var index int
 	var object Value
@@ -1410,14 +1543,18 @@ func list_insert(_ *Thread, b *Builtin, args Tuple, kwargs []Tuple) (Value, erro
 		index += recv.Len()
 	}
 
-	if index >= recv.Len() {
-		// end
-		recv.elems = append(recv.elems, object)
-	} else {
+	elems, err := thread.appendValue(recv.elems, object)
+	if err != nil {
+		return nil, err
+	}
+	recv.elems = elems
+	if index < recv.Len()-1 {
 		if index < 0 {
 			index = 0 // start
 		}
-		recv.elems = append(recv.elems, nil)
+		if err := thread.scan((recv.Len() - index) * valueSize); err != nil {
+			return nil, err
+		}
 		copy(recv.elems[index+1:], recv.elems[index:]) // slide up one
 		recv.elems[index] = object
 	}
@@ -1425,7 +1562,7 @@ func list_insert(_ *Thread, b *Builtin, args Tuple, kwargs []Tuple) (Value, erro
 }
 
 // https://github.com/google/starlark-go/blob/master/doc/spec.md#list·remove
-func list_remove(_ *Thread, b *Builtin, args Tuple, kwargs []Tuple) (Value, error) {
+func list_remove(thread *Thread, b *Builtin, args Tuple, kwargs []Tuple) (Value, error) {
 	recv := b.Receiver().(*List)
 	var value Value
 	if err := unpackPositionalArgsNoEscape(b.Name(), args, kwargs, 1, &value); err != nil {
@@ -1435,7 +1572,10 @@ func list_remove(_ *Thread, b *Builtin, args Tuple, kwargs []Tuple) (Value, erro
 		return nil, nameErr(b, err)
 	}
 	for i, elem := range recv.elems {
-		if eq, err := Equal(elem, value); err != nil {
+		if err := thread.AddExecutionSteps(1); err != nil {
+			return nil, err
+		}
+		if eq, err := equal(thread, elem, value); err != nil {
 			return nil, fmt.Errorf("remove: %v", err)
 		} else if eq {
 			recv.elems = append(recv.elems[:i], recv.elems[i+1:]...)
@@ -1446,7 +1586,7 @@ func list_remove(_ *Thread, b *Builtin, args Tuple, kwargs []Tuple) (Value, erro
 }
 
 // https://github.com/google/starlark-go/blob/master/doc/spec.md#list·pop
-func list_pop(_ *Thread, b *Builtin, args Tuple, kwargs []Tuple) (Value, error) {
+func list_pop(thread *Thread, b *Builtin, args Tuple, kwargs []Tuple) (Value, error) {
 	recv := b.Receiver()
 	list := recv.(*List)
 	n := list.Len()
@@ -1464,17 +1604,23 @@ func list_pop(_ *Thread, b *Builtin, args Tuple, kwargs []Tuple) (Value, error) 
 	if err := list.checkMutable("pop from"); err != nil {
 		return nil, nameErr(b, err)
 	}
+	if err := thread.scan((n - i) * valueSize); err != nil {
+		return nil, err
+	}
 	res := list.elems[i]
 	list.elems = append(list.elems[:i], list.elems[i+1:]...)
 	return res, nil
 }
 
 // https://github.com/google/starlark-go/blob/master/doc/spec.md#string·capitalize
-func string_capitalize(_ *Thread, b *Builtin, args Tuple, kwargs []Tuple) (Value, error) {
+func string_capitalize(thread *Thread, b *Builtin, args Tuple, kwargs []Tuple) (Value, error) {
 	if err := UnpackPositionalArgs(b.Name(), args, kwargs, 0); err != nil {
 		return nil, err
 	}
 	s := string(b.Receiver().(String))
+	if err := thread.alloc(stringAllocs(len(s))); err != nil {
+		return nil, err
+	}
 	res := new(strings.Builder)
 	res.Grow(len(s))
 	for i, r := range s {
@@ -1692,8 +1838,11 @@ func string_find(_ *Thread, b *Builtin, args Tuple, kwargs []Tuple) (Value, erro
 }
 
 // https://github.com/google/starlark-go/blob/master/doc/spec.md#string·format
-func string_format(_ *Thread, b *Builtin, args Tuple, kwargs []Tuple) (Value, error) {
+func string_format(thread *Thread, b *Builtin, args Tuple, kwargs []Tuple) (Value, error) {
 	format := string(b.Receiver().(String))
+	if err := thread.alloc(uint64(len(format))); err != nil { // for its literal text
+		return nil, err
+	}
 	var auto, manual bool // kinds of positional indexing used
 	buf := new(strings.Builder)
 	index := 0
@@ -1815,20 +1964,24 @@ func string_format(_ *Thread, b *Builtin, args Tuple, kwargs []Tuple) (Value, er
 			return nil, fmt.Errorf("format spec features not supported in replacement fields: %s", spec)
 		}
 
+		var err error
 		switch conv {
 		case "s":
 			if str, ok := AsString(arg); ok {
-				buf.WriteString(str)
+				err = writeString(thread, buf, str)
 			} else {
-				writeValue(buf, arg, nil)
+				err = printValue(thread, buf, arg)
 			}
 		case "r":
-			writeValue(buf, arg, nil)
+			err = printValue(thread, buf, arg)
 		default:
 			return nil, fmt.Errorf("format: unknown conversion %q", conv)
 		}
+		if err != nil {
+			return nil, err
+		}
 	}
-	return String(buf.String()), nil
+	return String(buf.String()), thread.AddAllocs(stringSize)
 }
 
 // decimal interprets s as a sequence of decimal digits.
@@ -1853,7 +2006,7 @@ func string_index(_ *Thread, b *Builtin, args Tuple, kwargs []Tuple) (Value, err
 }
 
 // https://github.com/google/starlark-go/blob/master/doc/spec.md#string·join
-func string_join(_ *Thread, b *Builtin, args Tuple, kwargs []Tuple) (Value, error) {
+func string_join(thread *Thread, b *Builtin, args Tuple, kwargs []Tuple) (Value, error) {
 	recv := string(b.Receiver().(String))
 	var iterable Iterable
 	if err := unpackPositionalArgsNoEscape(b.Name(), args, kwargs, 1, &iterable); err != nil {
@@ -1864,21 +2017,31 @@ func string_join(_ *Thread, b *Builtin, args Tuple, kwargs []Tuple) (Value, erro
 	buf := new(strings.Builder)
 	var x Value
 	for i := 0; iter.Next(&x); i++ {
+		if err := thread.AddExecutionSteps(1); err != nil {
+			return nil, err
+		}
 		if i > 0 {
-			buf.WriteString(recv)
+			if err := writeString(thread, buf, recv); err != nil {
+				return nil, err
+			}
 		}
 		s, ok := AsString(x)
 		if !ok {
 			return nil, fmt.Errorf("join: in list, want string, got %s", x.Type())
 		}
-		buf.WriteString(s)
+		if err := writeString(thread, buf, s); err != nil {
+			return nil, err
+		}
 	}
-	return String(buf.String()), nil
+	return String(buf.String()), thread.AddAllocs(stringSize)
 }
 
 // https://github.com/google/starlark-go/blob/master/doc/spec.md#string·lower
-func string_lower(_ *Thread, b *Builtin, args Tuple, kwargs []Tuple) (Value, error) {
+func string_lower(thread *Thread, b *Builtin, args Tuple, kwargs []Tuple) (Value, error) {
 	if err := UnpackPositionalArgs(b.Name(), args, kwargs, 0); err != nil {
+		return nil, err
+	}
+	if err := thread.alloc(stringAllocs(len(b.Receiver().(String)))); err != nil {
 		return nil, err
 	}
 	return String(strings.ToLower(string(b.Receiver().(String)))), nil
@@ -1930,11 +2093,20 @@ func string_removefix(_ *Thread, b *Builtin, args Tuple, kwargs []Tuple) (Value,
 }
 
 // https://github.com/google/starlark-go/blob/master/doc/spec.md#string·replace
-func string_replace(_ *Thread, b *Builtin, args Tuple, kwargs []Tuple) (Value, error) {
+func string_replace(thread *Thread, b *Builtin, args Tuple, kwargs []Tuple) (Value, error) {
 	recv := string(b.Receiver().(String))
 	var old, new string
 	count := -1
 	if err := unpackPositionalArgsNoEscape(b.Name(), args, kwargs, 2, &old, &new, &count); err != nil {
+		return nil, err
+	}
+	// fiat: the result can be far larger than recv: charge for it first.
+	n := strings.Count(recv, old)
+	if count >= 0 {
+		n = min(n, count)
+	}
+	size := uint64(len(recv)) + mulSat(uint64(n), uint64(len(new)))
+	if err := thread.alloc(stringAllocs(0) + size); err != nil {
 		return nil, err
 	}
 	return String(strings.Replace(recv, old, new, count)), nil
@@ -2028,12 +2200,15 @@ func string_strip(_ *Thread, b *Builtin, args Tuple, kwargs []Tuple) (Value, err
 }
 
 // https://github.com/google/starlark-go/blob/master/doc/spec.md#string·title
-func string_title(_ *Thread, b *Builtin, args Tuple, kwargs []Tuple) (Value, error) {
+func string_title(thread *Thread, b *Builtin, args Tuple, kwargs []Tuple) (Value, error) {
 	if err := UnpackPositionalArgs(b.Name(), args, kwargs, 0); err != nil {
 		return nil, err
 	}
 
 	s := string(b.Receiver().(String))
+	if err := thread.alloc(stringAllocs(len(s))); err != nil {
+		return nil, err
+	}
 
 	// Python semantics differ from x==strings.{To,}Title(x) in Go:
 	// "uppercase characters may only follow uncased characters and
@@ -2054,8 +2229,11 @@ func string_title(_ *Thread, b *Builtin, args Tuple, kwargs []Tuple) (Value, err
 }
 
 // https://github.com/google/starlark-go/blob/master/doc/spec.md#string·upper
-func string_upper(_ *Thread, b *Builtin, args Tuple, kwargs []Tuple) (Value, error) {
+func string_upper(thread *Thread, b *Builtin, args Tuple, kwargs []Tuple) (Value, error) {
 	if err := UnpackPositionalArgs(b.Name(), args, kwargs, 0); err != nil {
+		return nil, err
+	}
+	if err := thread.alloc(stringAllocs(len(b.Receiver().(String)))); err != nil {
 		return nil, err
 	}
 	return String(strings.ToUpper(string(b.Receiver().(String)))), nil
@@ -2063,11 +2241,26 @@ func string_upper(_ *Thread, b *Builtin, args Tuple, kwargs []Tuple) (Value, err
 
 // https://github.com/google/starlark-go/blob/master/doc/spec.md#string·split
 // https://github.com/google/starlark-go/blob/master/doc/spec.md#string·rsplit
-func string_split(_ *Thread, b *Builtin, args Tuple, kwargs []Tuple) (Value, error) {
+func string_split(thread *Thread, b *Builtin, args Tuple, kwargs []Tuple) (Value, error) {
 	recv := string(b.Receiver().(String))
 	var sep_ Value
 	maxsplit := -1
 	if err := unpackPositionalArgsNoEscape(b.Name(), args, kwargs, 0, &sep_, &maxsplit); err != nil {
+		return nil, err
+	}
+
+	// fiat: a short string splits into many strings, each with a header
+	// twice (in res and in the list): charge for them first.
+	var n int
+	if sep, ok := sep_.(String); ok && sep != "" {
+		n = strings.Count(recv, string(sep)) + 1
+	} else {
+		n = fieldCount(recv)
+	}
+	if maxsplit >= 0 {
+		n = min(n, maxsplit+1)
+	}
+	if err := thread.elems(n, 2*stringSize+valueSize); err != nil {
 		return nil, err
 	}
 
@@ -2109,6 +2302,20 @@ func string_split(_ *Thread, b *Builtin, args Tuple, kwargs []Tuple) (Value, err
 		list[i] = String(x)
 	}
 	return NewList(list), nil
+}
+
+// fieldCount is the number of fields strings.Fields finds in s.
+func fieldCount(s string) int {
+	n := 0
+	inField := false
+	for _, r := range s {
+		space := unicode.IsSpace(r)
+		if !space && !inField {
+			n++
+		}
+		inField = !space
+	}
+	return n
 }
 
 // Precondition: max >= 0.
@@ -2166,13 +2373,16 @@ func splitspace(s string, max int) []string {
 }
 
 // https://github.com/google/starlark-go/blob/master/doc/spec.md#string·splitlines
-func string_splitlines(_ *Thread, b *Builtin, args Tuple, kwargs []Tuple) (Value, error) {
+func string_splitlines(thread *Thread, b *Builtin, args Tuple, kwargs []Tuple) (Value, error) {
 	var keepends bool
 	if err := unpackPositionalArgsNoEscape(b.Name(), args, kwargs, 0, &keepends); err != nil {
 		return nil, err
 	}
 	var lines []string
 	if s := string(b.Receiver().(String)); s != "" {
+		if err := thread.elems(strings.Count(s, "\n")+1, 2*stringSize+valueSize); err != nil {
+			return nil, err
+		}
 		// TODO(adonovan): handle CRLF correctly.
 		if keepends {
 			lines = strings.SplitAfter(s, "\n")

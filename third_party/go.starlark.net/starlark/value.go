@@ -69,6 +69,7 @@ package starlark // import "go.starlark.net/starlark"
 // This file defines the data types of Starlark and their basic operations.
 
 import (
+	"errors"
 	"fmt"
 	"iter"
 	"math"
@@ -1560,11 +1561,95 @@ func (s *Set) symmetricDifference(thread *Thread, other Iterator) (Value, error)
 
 // toString returns the string form of value v.
 // It may be more efficient than v.String() for larger values.
+//
+// fiat: it stops at stringLimit bytes, and elides what lies deeper than
+// NestingLimit, with "...": a value that shares its elements can be small
+// and print to a string too large to hold, and strings of values end up
+// in error messages. Built-ins print for their thread with printValue.
 func toString(v Value) string {
-	buf := new(strings.Builder)
-	writeValue(buf, v, nil)
-	return buf.String()
+	p := printer{out: new(strings.Builder)}
+	writeValue(&p, v, nil)
+	s := p.out.String()
+	if p.err != nil {
+		n := stringLimit
+		for n > 0 && !utf8.RuneStart(s[n]) {
+			n--
+		}
+		s = s[:n] + "..."
+	}
+	return s
 }
+
+// stringLimit bounds what toString writes.
+const stringLimit = 1 << 20
+
+// printValue writes x to out as str and repr do, for a thread: see printer.
+func printValue(thread *Thread, out *strings.Builder, x Value) error {
+	p := printer{thread: thread, out: out, charged: out.Len()}
+	writeValue(&p, x, nil)
+	return p.err
+}
+
+// fiat: a printer is where writeValue writes. With a thread, it charges
+// the thread a step for each value and the bytes it writes, and fails on
+// values nested deeper than NestingLimit. Without one it elides those, and
+// stops past stringLimit bytes.
+type printer struct {
+	thread  *Thread
+	out     *strings.Builder
+	depth   int   // of the value being written
+	charged int   // bytes of out charged to the thread, or reserved
+	err     error // which stops the printer
+}
+
+// enter starts writing x, and reports whether to go on.
+func (p *printer) enter(x Value) bool {
+	p.depth++
+	if p.err != nil {
+		return false
+	}
+	if p.depth > NestingLimit {
+		if p.thread == nil {
+			p.out.WriteString("...")
+		} else {
+			p.err = fmt.Errorf("cannot print a value nested more than %d levels deep", NestingLimit)
+		}
+		return false
+	}
+	if p.thread != nil {
+		if err := p.thread.AddExecutionSteps(1); err != nil {
+			p.err = err
+			return false
+		}
+		// A string's quotation is at least as long as the string.
+		if s, ok := x.(String); ok {
+			if err := p.thread.alloc(uint64(len(s))); err != nil {
+				p.err = err
+				return false
+			}
+			p.charged += len(s)
+		}
+	}
+	return true
+}
+
+// leave ends writing a value and charges for what was written.
+func (p *printer) leave() {
+	p.depth--
+	if p.err != nil || p.out.Len() <= p.charged {
+		return
+	}
+	if p.thread == nil {
+		if p.out.Len() > stringLimit {
+			p.err = errStringLimit
+		}
+		return
+	}
+	p.err = p.thread.alloc(uint64(p.out.Len() - p.charged))
+	p.charged = p.out.Len()
+}
+
+var errStringLimit = errors.New("string too long")
 
 // writeValue writes x to out.
 //
@@ -1573,7 +1658,12 @@ func toString(v Value) string {
 // (These are the only potentially cyclic structures.)
 // Callers should generally pass nil for path.
 // It is safe to re-use the same path slice for multiple calls.
-func writeValue(out *strings.Builder, x Value, path []Value) {
+func writeValue(p *printer, x Value, path []Value) {
+	defer p.leave()
+	if !p.enter(x) {
+		return
+	}
+	out := p.out
 	switch x := x.(type) {
 	case nil:
 		out.WriteString("<nil>") // indicates a bug
@@ -1604,7 +1694,7 @@ func writeValue(out *strings.Builder, x Value, path []Value) {
 				if i > 0 {
 					out.WriteString(", ")
 				}
-				writeValue(out, elem, append(path, x))
+				writeValue(p, elem, append(path, x))
 			}
 		}
 		out.WriteByte(']')
@@ -1615,7 +1705,7 @@ func writeValue(out *strings.Builder, x Value, path []Value) {
 			if i > 0 {
 				out.WriteString(", ")
 			}
-			writeValue(out, elem, path)
+			writeValue(p, elem, path)
 		}
 		if len(x) == 1 {
 			out.WriteByte(',')
@@ -1641,9 +1731,9 @@ func writeValue(out *strings.Builder, x Value, path []Value) {
 			for e := x.ht.head; e != nil; e = e.next {
 				k, v := e.key, e.value
 				out.WriteString(sep)
-				writeValue(out, k, path)
+				writeValue(p, k, path)
 				out.WriteString(": ")
-				writeValue(out, v, append(path, x)) // cycle check
+				writeValue(p, v, append(path, x)) // cycle check
 				sep = ", "
 			}
 		}
@@ -1655,7 +1745,7 @@ func writeValue(out *strings.Builder, x Value, path []Value) {
 			if e != x.ht.head {
 				out.WriteString(", ")
 			}
-			writeValue(out, e.key, path)
+			writeValue(p, e.key, path)
 		}
 		out.WriteString("])")
 
