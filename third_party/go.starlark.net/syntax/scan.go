@@ -1093,6 +1093,9 @@ func (sc *scanner) scanNumber(val *tokenValue, c rune) Token {
 			val.int, err = strconv.ParseInt(s[2:], 2, 64)
 		} else {
 			val.int, err = strconv.ParseInt(s, 0, 64)
+			if err != nil && len(s) > maxIntLiteral {
+				sc.error(start, fmt.Sprintf("int literal too long: more than %d digits", maxIntLiteral))
+			}
 			if err != nil {
 				num := new(big.Int)
 				var ok bool
@@ -1165,3 +1168,7 @@ var keywordToken = map[string]Token{
 	"with":     WITH,
 	"yield":    YIELD,
 }
+
+// maxIntLiteral bounds the digits of an int literal. fiat: converting
+// digits to an int takes time that grows faster than their number.
+const maxIntLiteral = 20000

@@ -13,6 +13,7 @@ import (
 	"fmt"
 	"math"
 	"math/big"
+	"math/bits"
 	"reflect"
 	"slices"
 	"sort"
@@ -97,8 +98,24 @@ func encode(thread *starlark.Thread, b *starlark.Builtin, args starlark.Tuple, k
 
 	buf := new(bytes.Buffer)
 
+	// fiat: the thread is charged for each value and for the bytes written
+	// (charged counts them), a string's bytes before they are quoted.
+	charged := 0
+	charge := func() error {
+		n := buf.Len() - charged
+		if n <= 0 {
+			return nil
+		}
+		charged = buf.Len()
+		return limited(thread.AddAllocs(uint64(n)))
+	}
+
 	var quoteSpace [128]byte
-	quote := func(s string) {
+	quote := func(s string) error {
+		if err := thread.AddAllocs(uint64(len(s))); err != nil {
+			return limit{err}
+		}
+		charged += len(s)
 		// Non-trivial escaping is handled by Go's encoding/json.
 		if isPrintableASCII(s) {
 			buf.Write(strconv.AppendQuote(quoteSpace[:0], s))
@@ -108,19 +125,36 @@ func encode(thread *starlark.Thread, b *starlark.Builtin, args starlark.Tuple, k
 			data, _ := json.Marshal(s)
 			buf.Write(data)
 		}
+		return charge()
 	}
 
 	path := make([]unsafe.Pointer, 0, 8)
 
 	var emit func(x starlark.Value) error
 	emit = func(x starlark.Value) error {
+		if err := thread.AddExecutionSteps(1); err != nil {
+			return limit{err}
+		}
+		if err := charge(); err != nil {
+			return err
+		}
 
 		// It is only necessary to push/pop the item when it might contain
 		// itself (i.e. the last three switch cases), but omitting it in the other
 		// cases did not show significant improvement on the benchmarks.
+		//
+		// fiat: searching the path takes time that grows with its length,
+		// which NestingLimit bounds: a value nested 200,000 deep took
+		// seconds. Deeper values fail.
 		if ptr := pointer(x); ptr != nil {
 			if pathContains(path, ptr) {
 				return fmt.Errorf("cycle in JSON structure")
+			}
+			if len(path) >= starlark.NestingLimit {
+				return limit{fmt.Errorf("value nested more than %d levels deep", starlark.NestingLimit)}
+			}
+			if err := thread.AddExecutionSteps(uint64(len(path) / 64)); err != nil {
+				return limit{err}
 			}
 
 			path = append(path, ptr)
@@ -158,11 +192,21 @@ func encode(thread *starlark.Thread, b *starlark.Builtin, args starlark.Tuple, k
 			buf.WriteString(x.String())
 
 		case starlark.String:
-			quote(string(x))
+			return quote(string(x))
 
 		case starlark.IterableMapping:
 			// e.g. dict (must have string keys)
 			buf.WriteByte('{')
+			n := starlark.Len(x)
+			if n < 0 {
+				n = 0
+			}
+			if err := thread.AddExecutionSteps(uint64(n * (1 + bits.Len(uint(n))))); err != nil {
+				return limit{err} // for sorting the items
+			}
+			if err := thread.AddAllocs(uint64(n) * 72); err != nil {
+				return limit{err} // for the items: a slice of pairs
+			}
 			items := x.Items()
 			for _, item := range items {
 				if _, ok := item[0].(starlark.String); !ok {
@@ -177,10 +221,12 @@ func encode(thread *starlark.Thread, b *starlark.Builtin, args starlark.Tuple, k
 					buf.WriteByte(',')
 				}
 				k, _ := starlark.AsString(item[0])
-				quote(k)
+				if err := quote(k); err != nil {
+					return err
+				}
 				buf.WriteByte(':')
 				if err := emit(item[1]); err != nil {
-					return fmt.Errorf("in %s key %s: %v", x.Type(), item[0], err)
+					return wrap(err, "in %s key %s", x.Type(), item[0])
 				}
 			}
 			buf.WriteByte('}')
@@ -196,7 +242,7 @@ func encode(thread *starlark.Thread, b *starlark.Builtin, args starlark.Tuple, k
 					buf.WriteByte(',')
 				}
 				if err := emit(elem); err != nil {
-					return fmt.Errorf("at %s index %d: %v", x.Type(), i, err)
+					return wrap(err, "at %s index %d", x.Type(), i)
 				}
 			}
 			buf.WriteByte(']')
@@ -220,10 +266,12 @@ func encode(thread *starlark.Thread, b *starlark.Builtin, args starlark.Tuple, k
 				if i > 0 {
 					buf.WriteByte(',')
 				}
-				quote(name)
+				if err := quote(name); err != nil {
+					return err
+				}
 				buf.WriteByte(':')
 				if err := emit(v); err != nil {
-					return fmt.Errorf("in field .%s: %v", name, err)
+					return wrap(err, "in field .%s", name)
 				}
 			}
 			buf.WriteByte('}')
@@ -236,6 +284,9 @@ func encode(thread *starlark.Thread, b *starlark.Builtin, args starlark.Tuple, k
 
 	if err := emit(x); err != nil {
 		return nil, fmt.Errorf("%s: %v", b.Name(), err)
+	}
+	if err := thread.AddAllocs(uint64(buf.Len()) + 16); err != nil {
+		return nil, err // for the string copied from buf
 	}
 	return starlark.String(buf.String()), nil
 }
@@ -254,11 +305,87 @@ func encodeIndent(thread *starlark.Thread, b *starlark.Builtin, args starlark.Tu
 	if err != nil {
 		return nil, err
 	}
-	var buf bytes.Buffer
-	if err := json.Indent(&buf, []byte(str.(starlark.String)), prefix, indent); err != nil {
+	return indentString(thread, b, string(str.(starlark.String)), prefix, indent)
+}
+
+// indentString is json.indent(str, prefix=prefix, indent=indent).
+//
+// fiat: charging the thread first for the largest result it could make,
+// which grows with the depth of the value times the length of indent.
+func indentString(thread *starlark.Thread, b *starlark.Builtin, str, prefix, indent string) (starlark.Value, error) {
+	size := indentedSize(str, prefix, indent)
+	if err := thread.AddExecutionSteps((uint64(len(str)) + size) / 64); err != nil {
+		return nil, err
+	}
+	if err := thread.AddAllocs(2*size + 16); err != nil { // the buffer, then the string
+		return nil, err
+	}
+	buf := new(bytes.Buffer)
+	if err := json.Indent(buf, []byte(str), prefix, indent); err != nil {
 		return nil, fmt.Errorf("%s: %v", b.Name(), err)
 	}
 	return starlark.String(buf.String()), nil
+}
+
+// indentedSize bounds the length of src indented by json.Indent, which
+// drops the spaces of src and starts at most one line after each opening
+// bracket, before each closing one, and after each comma; it puts a space
+// after each colon.
+func indentedSize(src, prefix, indent string) uint64 {
+	var extra, lines, depth, maxDepth uint64
+	inString, escaped := false, false
+	for i := 0; i < len(src); i++ {
+		c := src[i]
+		switch {
+		case inString:
+			if escaped {
+				escaped = false
+			} else if c == '\\' {
+				escaped = true
+			} else if c == '"' {
+				inString = false
+			}
+		case c == '"':
+			inString = true
+		case c == '[' || c == '{':
+			depth++
+			maxDepth = max(maxDepth, depth)
+			lines += 2
+		case c == ']' || c == '}':
+			depth = max(depth, 1) - 1
+		case c == ',':
+			lines++
+		case c == ':':
+			extra++
+		}
+	}
+	line := 1 + uint64(len(prefix)) + maxDepth*uint64(len(indent)) // < 2**63
+	hi, size := bits.Mul64(lines, line)
+	size += uint64(len(src)) + extra
+	if hi != 0 || size < extra {
+		return math.MaxUint64
+	}
+	return size
+}
+
+// fiat: a limit is an error of the thread's budget, or of the nesting
+// limit, which encoding reports as it is rather than prefixed with where
+// it happened: a thousand levels of "at list index 0" say nothing.
+type limit struct{ error }
+
+func limited(err error) error {
+	if err != nil {
+		return limit{err}
+	}
+	return nil
+}
+
+// wrap says where in the value err happened, unless err is a limit.
+func wrap(err error, format string, args ...any) error {
+	if _, ok := err.(limit); ok {
+		return err
+	}
+	return fmt.Errorf(format+": %v", append(args, err)...)
 }
 
 func pointer(i any) unsafe.Pointer {
@@ -305,12 +432,7 @@ func indent(thread *starlark.Thread, b *starlark.Builtin, args starlark.Tuple, k
 	if err := starlark.UnpackPositionalArgs(b.Name(), args, nil, 1, &str); err != nil {
 		return nil, err
 	}
-
-	buf := new(bytes.Buffer)
-	if err := json.Indent(buf, []byte(str), prefix, indent); err != nil {
-		return nil, fmt.Errorf("%s: %v", b.Name(), err)
-	}
-	return starlark.String(buf.String()), nil
+	return indentString(thread, b, str, prefix, indent)
 }
 
 func decode(thread *starlark.Thread, b *starlark.Builtin, args starlark.Tuple, kwargs []starlark.Tuple) (v starlark.Value, err error) {
@@ -341,6 +463,21 @@ func decode(thread *starlark.Thread, b *starlark.Builtin, args starlark.Tuple, k
 		panic(failure(fmt.Sprintf(format, args...)))
 	}
 
+	// fiat: the thread is charged for each value and what it holds, and
+	// values nested deeper than NestingLimit fail. Those are not invalid
+	// JSON, and fail even if "default" is set.
+	type limitFailure struct{ err error }
+	charge := func(steps, allocs uint64) {
+		if err := thread.AddExecutionSteps(steps); err != nil {
+			panic(limitFailure{err})
+		}
+		if err := thread.AddAllocs(allocs); err != nil {
+			panic(limitFailure{err})
+		}
+	}
+	charge(uint64(len(s))/64, 0) // for reading s
+	depth := 0
+
 	i := 0
 
 	// skipSpace consumes leading spaces, and reports whether there is more input.
@@ -369,6 +506,7 @@ func decode(thread *starlark.Thread, b *starlark.Builtin, args starlark.Tuple, k
 	// It panics on error.
 	var parse func() starlark.Value
 	parse = func() starlark.Value {
+		charge(1, 0)
 		b := next()
 		switch b {
 		case '"':
@@ -399,6 +537,7 @@ func decode(thread *starlark.Thread, b *starlark.Builtin, args starlark.Tuple, k
 
 			r := s[i:j]
 			i = j
+			charge(0, uint64(len(r))+16)
 
 			// unquote
 			if safe {
@@ -429,12 +568,18 @@ func decode(thread *starlark.Thread, b *starlark.Builtin, args starlark.Tuple, k
 		case '[':
 			// array
 			var elems []starlark.Value
+			if depth++; depth > starlark.NestingLimit {
+				panic(limitFailure{fmt.Errorf("value nested more than %d levels deep", starlark.NestingLimit)})
+			}
+			defer func() { depth-- }()
+			charge(0, 32)
 
 			i++ // '['
 			b = next()
 			if b != ']' {
 				for {
 					elem := parse()
+					charge(0, 16)
 					elems = append(elems, elem)
 					b = next()
 					if b != ',' {
@@ -451,12 +596,18 @@ func decode(thread *starlark.Thread, b *starlark.Builtin, args starlark.Tuple, k
 
 		case '{':
 			// object
+			if depth++; depth > starlark.NestingLimit {
+				panic(limitFailure{fmt.Errorf("value nested more than %d levels deep", starlark.NestingLimit)})
+			}
+			defer func() { depth-- }()
+			charge(0, 512)
 			dict := new(starlark.Dict)
 
 			i++ // '{'
 			b = next()
 			if b != '}' {
 				for {
+					charge(0, 72) // an entry, with its share of buckets
 					key := parse()
 					if _, ok := key.(starlark.String); !ok {
 						fail("got %s for object key, want string", key.Type())
@@ -522,10 +673,16 @@ func decode(thread *starlark.Thread, b *starlark.Builtin, args starlark.Tuple, k
 					}
 					return starlark.Float(x)
 				} else {
+					// fiat: converting digits to an int takes time that
+					// grows faster than their number.
+					if len(num) > starlark.MaxIntBits/3 {
+						panic(limitFailure{fmt.Errorf("int of %d digits is larger than the limit of %d bits", len(num), starlark.MaxIntBits)})
+					}
 					x, ok := new(big.Int).SetString(num, 10)
 					if !ok {
 						fail("invalid number: %s", num)
 					}
+					charge(0, uint64(len(x.Bits()))*8)
 					return starlark.MakeBigInt(x)
 				}
 			}
@@ -542,6 +699,8 @@ func decode(thread *starlark.Thread, b *starlark.Builtin, args starlark.Tuple, k
 			} else {
 				err = fmt.Errorf("json.decode: at offset %d, %s", i, x)
 			}
+		case limitFailure:
+			err = fmt.Errorf("json.decode: at offset %d, %v", i, x.err)
 		case nil:
 			// nop
 		default:
