@@ -105,20 +105,20 @@ func (thread *Thread) scan(n int) error {
 	return thread.AddExecutionSteps(uint64(n) / stepBytes)
 }
 
-// alloc charges for making n bytes: for copying them, and for keeping them.
+// alloc charges for making n bytes: for keeping them, and for copying them.
 func (thread *Thread) alloc(n uint64) error {
-	if err := thread.AddExecutionSteps(n / stepBytes); err != nil {
+	if err := thread.AddAllocs(n); err != nil {
 		return err
 	}
-	return thread.AddAllocs(n)
+	return thread.AddExecutionSteps(n / stepBytes)
 }
 
 // elems charges for visiting or making n elements of size bytes each.
 func (thread *Thread) elems(n int, size uint64) error {
-	if err := thread.AddExecutionSteps(uint64(n)); err != nil {
+	if err := thread.AddAllocs(mulSat(uint64(n), size)); err != nil {
 		return err
 	}
-	return thread.AddAllocs(mulSat(uint64(n), size))
+	return thread.AddExecutionSteps(uint64(n))
 }
 
 // appendValue appends v to elems, charging the thread for the new array

@@ -802,6 +802,13 @@ func Unary(op syntax.Token, x Value) (Value, error) {
 // For equality tests or ordered comparisons, use Compare instead.
 func Binary(op syntax.Token, x, y Value) (Value, error) { return binaryOp(nil, op, x, y) }
 
+// BinaryThread is Binary for a thread, charging it for the work and the
+// values the operator makes as the interpreter does. fiat: host functions
+// that apply operators to a script's values use it.
+func BinaryThread(thread *Thread, op syntax.Token, x, y Value) (Value, error) {
+	return binaryOp(thread, op, x, y)
+}
+
 // binaryOp is Binary for a thread, or nil.
 //
 // fiat: it charges the thread for the values it makes, before it makes
