@@ -58,6 +58,15 @@ func (thread *Thread) AddAllocs(n uint64) error {
 	if thread == nil {
 		return nil
 	}
+	// The fast path, inlined: within the budget, and not cancelled.
+	if n <= thread.maxAllocs-thread.Allocs && thread.cancelReason.Load() == nil {
+		thread.Allocs += n
+		return nil
+	}
+	return thread.addAllocs(n)
+}
+
+func (thread *Thread) addAllocs(n uint64) error {
 	thread.Allocs = addSat(thread.Allocs, n)
 	if thread.maxAllocs != 0 && thread.Allocs > thread.maxAllocs {
 		if thread.OnMaxAllocs != nil {
@@ -78,6 +87,15 @@ func (thread *Thread) AddExecutionSteps(n uint64) error {
 	if thread == nil {
 		return nil
 	}
+	// The fast path, inlined: within the limit, and not cancelled.
+	if n < thread.maxSteps-thread.Steps && thread.cancelReason.Load() == nil {
+		thread.Steps += n
+		return nil
+	}
+	return thread.addSteps(n)
+}
+
+func (thread *Thread) addSteps(n uint64) error {
 	thread.Steps = addSat(thread.Steps, n)
 	if thread.maxSteps != 0 && thread.Steps >= thread.maxSteps {
 		if thread.OnMaxSteps != nil {

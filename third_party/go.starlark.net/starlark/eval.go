@@ -1305,6 +1305,9 @@ func Call(thread *Thread, fn Value, args Tuple, kwargs []Tuple) (Value, error) {
 		if thread.maxSteps == 0 {
 			thread.maxSteps-- // (MaxUint64)
 		}
+		if thread.maxAllocs == 0 { // fiat
+			thread.maxAllocs-- // (MaxUint64)
+		}
 	}
 
 	thread.stack = append(thread.stack, fr) // push

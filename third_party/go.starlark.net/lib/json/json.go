@@ -98,8 +98,10 @@ func encode(thread *starlark.Thread, b *starlark.Builtin, args starlark.Tuple, k
 
 	buf := new(bytes.Buffer)
 
-	// fiat: the thread is charged for each value and for the bytes written
-	// (charged counts them), a string's bytes before they are quoted.
+	// fiat: the thread is charged for each value, and for the bytes
+	// written (charged counts them) every chargeBytes, and for a long
+	// string's bytes before they are quoted.
+	const chargeBytes = 1024
 	charged := 0
 	charge := func() error {
 		n := buf.Len() - charged
@@ -112,10 +114,12 @@ func encode(thread *starlark.Thread, b *starlark.Builtin, args starlark.Tuple, k
 
 	var quoteSpace [128]byte
 	quote := func(s string) error {
-		if err := thread.AddAllocs(uint64(len(s))); err != nil {
-			return limit{err}
+		if len(s) >= chargeBytes {
+			if err := thread.AddAllocs(uint64(len(s))); err != nil {
+				return limit{err}
+			}
+			charged += len(s)
 		}
-		charged += len(s)
 		// Non-trivial escaping is handled by Go's encoding/json.
 		if isPrintableASCII(s) {
 			buf.Write(strconv.AppendQuote(quoteSpace[:0], s))
@@ -125,7 +129,7 @@ func encode(thread *starlark.Thread, b *starlark.Builtin, args starlark.Tuple, k
 			data, _ := json.Marshal(s)
 			buf.Write(data)
 		}
-		return charge()
+		return nil
 	}
 
 	path := make([]unsafe.Pointer, 0, 8)
@@ -135,8 +139,10 @@ func encode(thread *starlark.Thread, b *starlark.Builtin, args starlark.Tuple, k
 		if err := thread.AddExecutionSteps(1); err != nil {
 			return limit{err}
 		}
-		if err := charge(); err != nil {
-			return err
+		if buf.Len()-charged >= chargeBytes {
+			if err := charge(); err != nil {
+				return err
+			}
 		}
 
 		// It is only necessary to push/pop the item when it might contain
@@ -153,8 +159,10 @@ func encode(thread *starlark.Thread, b *starlark.Builtin, args starlark.Tuple, k
 			if len(path) >= starlark.NestingLimit {
 				return limit{fmt.Errorf("value nested more than %d levels deep", starlark.NestingLimit)}
 			}
-			if err := thread.AddExecutionSteps(uint64(len(path) / 64)); err != nil {
-				return limit{err}
+			if len(path) >= 64 {
+				if err := thread.AddExecutionSteps(uint64(len(path) / 64)); err != nil {
+					return limit{err}
+				}
 			}
 
 			path = append(path, ptr)
@@ -284,6 +292,9 @@ func encode(thread *starlark.Thread, b *starlark.Builtin, args starlark.Tuple, k
 
 	if err := emit(x); err != nil {
 		return nil, fmt.Errorf("%s: %v", b.Name(), err)
+	}
+	if err := charge(); err != nil {
+		return nil, err
 	}
 	if err := thread.AddAllocs(uint64(buf.Len()) + 16); err != nil {
 		return nil, err // for the string copied from buf
