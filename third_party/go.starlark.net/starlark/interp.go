@@ -442,8 +442,8 @@ loop:
 			result = stack[sp-1]
 			break loop
 
-		// fiat: the instructions below that make values charge the
-		// thread for them.
+		// fiat: the instructions below take the thread, to charge it for
+		// the keys they look up and the values they make.
 		case compile.SETINDEX:
 			z := stack[sp-1]
 			y := stack[sp-2]
