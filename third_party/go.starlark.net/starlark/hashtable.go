@@ -65,13 +65,13 @@ func (ht *hashtable) init(size int) {
 	ht.tailLink = &ht.head
 }
 
-// freeze marks ht frozen and passes its keys and values to push, to be
-// frozen in turn (fiat: without recursing; see freeze).
-func (ht *hashtable) freeze(push func(...Value)) {
+// freeze marks ht frozen and leaves its keys and values to f, to freeze
+// in turn (fiat: without recursing; see freeze).
+func (ht *hashtable) freeze(f *freezer) {
 	if !ht.frozen {
 		ht.frozen = true
 		for e := ht.head; e != nil; e = e.next {
-			push(e.key, e.value)
+			f.push(e.key, e.value)
 		}
 	}
 }

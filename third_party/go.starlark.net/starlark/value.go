@@ -1187,65 +1187,75 @@ func (t Tuple) Freeze() { freeze(t) }
 // have no mark saying they are frozen, and values that share them would
 // otherwise be frozen over and over, exponentially in their size.
 func freeze(v Value) {
-	var stack []Value
-	push := func(vs ...Value) {
-		for _, v := range vs {
-			switch v.(type) {
-			case NoneType, Bool, Int, Float, String, Bytes:
-				// immutable, and holding nothing
-			default:
-				stack = append(stack, v)
-			}
-		}
-	}
-	type tupleKey struct {
-		first *Value
-		len   int
-	}
-	var seen map[any]bool
-	once := func(key any) bool {
-		if seen == nil {
-			seen = make(map[any]bool)
-		}
-		if seen[key] {
-			return false
-		}
-		seen[key] = true
-		return true
-	}
+	var f freezer
 	for {
 		switch v := v.(type) {
 		case *List:
 			if !v.frozen {
 				v.frozen = true
-				push(v.elems...)
+				f.push(v.elems...)
 			}
 		case Tuple:
-			if len(v) > 0 && once(tupleKey{&v[0], len(v)}) {
-				push(v...)
+			if len(v) > 0 && f.once(tupleKey{&v[0], len(v)}) {
+				f.push(v...)
 			}
 		case *Dict:
-			v.ht.freeze(push)
+			v.ht.freeze(&f)
 		case *Set:
-			v.ht.freeze(push)
+			v.ht.freeze(&f)
 		case *Function:
-			if once(v) {
-				push(v.defaults...)
-				push(v.freevars...)
+			if len(v.defaults)+len(v.freevars) > 0 && f.once(v) {
+				f.push(v.defaults...)
+				f.push(v.freevars...)
 			}
 		case *cell:
-			if v.v != nil && once(v) {
-				push(v.v)
+			if v.v != nil && f.once(v) {
+				f.push(v.v)
 			}
 		default:
 			v.Freeze()
 		}
-		if len(stack) == 0 {
+		if len(f.stack) == 0 {
 			return
 		}
-		v = stack[len(stack)-1]
-		stack = stack[:len(stack)-1]
+		v = f.stack[len(f.stack)-1]
+		f.stack = f.stack[:len(f.stack)-1]
 	}
+}
+
+// A freezer holds the values freeze has yet to freeze, and those it has
+// frozen that have no mark saying so.
+type freezer struct {
+	stack []Value
+	seen  map[any]bool
+}
+
+type tupleKey struct {
+	first *Value
+	len   int
+}
+
+func (f *freezer) push(vs ...Value) {
+	for _, v := range vs {
+		switch v.(type) {
+		case NoneType, Bool, Int, Float, String, Bytes:
+			// immutable, and holding nothing
+		default:
+			f.stack = append(f.stack, v)
+		}
+	}
+}
+
+// once reports whether key is seen for the first time.
+func (f *freezer) once(key any) bool {
+	if f.seen == nil {
+		f.seen = make(map[any]bool)
+	}
+	if f.seen[key] {
+		return false
+	}
+	f.seen[key] = true
+	return true
 }
 func (t Tuple) String() string { return toString(t) }
 func (t Tuple) Type() string   { return "tuple" }
