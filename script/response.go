@@ -169,7 +169,9 @@ func (ans *answer) write(rw http.ResponseWriter) {
 	if ans.contentType != nil {
 		header["Content-Type"] = ans.contentType
 	}
-	rw.WriteHeader(ans.status)
+	if ans.status != http.StatusOK { // 200 goes with the body
+		rw.WriteHeader(ans.status)
+	}
 	io.WriteString(rw, ans.body)
 }
 
