@@ -103,7 +103,7 @@ func (h *host) problem(err error, test string) fiat.Problem {
 	case limit != "":
 		msg = "top level " + limit
 	}
-	return problemAt(pos, msg)
+	return problemAt(pos, clip(msg, maxMessage))
 }
 
 // A module is the outcome of running a module's top level.
@@ -151,6 +151,7 @@ type worker struct {
 	h    *host
 	req  request
 	args starlark.Tuple // holds &req
+	ans  answer
 }
 
 func newWorker(a *App) *worker {
@@ -170,18 +171,21 @@ func (rt *route) ServeHTTP(rw http.ResponseWriter, r *http.Request) {
 			a.fail(rw, r, http.StatusInternalServerError, fmt.Sprintf("%s: internal error: %v", a.prog.service, p), "stack", string(debug.Stack()))
 		}
 	}()
-	w.req = request{http: r, route: rt}
+	w.req = request{http: r, route: rt, thread: &w.h.thread}
 	w.h.req = r
 	w.h.begin()
 	result, err := starlark.Call(&w.h.thread, rt.handler, w.args, nil)
+	if err == nil {
+		err = rt.render(&w.h.thread, result, &w.ans)
+	}
 	reusable := w.h.end()
 	if err != nil {
 		status, msg := w.failure(err)
 		a.fail(rw, r, status, msg)
 	} else {
-		a.respond(rw, r, &w.h.thread, rt, result)
+		w.ans.write(rw)
 	}
-	w.req, w.h.req = request{}, nil
+	w.req, w.h.req, w.ans = request{}, nil, answer{}
 	if reusable {
 		a.workers.Put(w)
 	}
@@ -195,13 +199,19 @@ func (w *worker) failure(err error) (status int, msg string) {
 		return http.StatusServiceUnavailable, service + ": request " + w.h.limitExceeded()
 	case timeLimit:
 		return http.StatusGatewayTimeout, service + ": request " + w.h.limitExceeded()
+	case memoryLimit:
+		return http.StatusInsufficientStorage, service + ": request " + w.h.limitExceeded()
 	}
 	var tooLarge *http.MaxBytesError
 	if errors.As(err, &tooLarge) {
 		return http.StatusRequestEntityTooLarge, fmt.Sprintf("%s: request body is larger than the limit of %d bytes", service, tooLarge.Limit)
 	}
+	status = http.StatusInternalServerError
+	if errors.As(err, new(badRequest)) {
+		status = http.StatusBadRequest
+	}
 	msg, pos := origin(err)
-	return http.StatusInternalServerError, atLine(pos, msg)
+	return status, clip(atLine(pos, msg), maxMessage)
 }
 
 // fail answers a request that failed, and logs why.

@@ -39,7 +39,7 @@ func assertEq(thread *starlark.Thread, b *starlark.Builtin, args starlark.Tuple,
 	if err := starlark.UnpackArgs(b.Name(), args, kwargs, "got", &got, "want", &want, "msg?", &msg); err != nil {
 		return nil, err
 	}
-	eq, err := starlark.Equal(got, want)
+	eq, err := starlark.EqualThread(thread, got, want)
 	if err != nil {
 		return nil, err
 	}
@@ -55,7 +55,7 @@ func assertNe(thread *starlark.Thread, b *starlark.Builtin, args starlark.Tuple,
 	if err := starlark.UnpackArgs(b.Name(), args, kwargs, "got", &got, "unwanted", &unwanted, "msg?", &msg); err != nil {
 		return nil, err
 	}
-	eq, err := starlark.Equal(got, unwanted)
+	eq, err := starlark.EqualThread(thread, got, unwanted)
 	if err != nil {
 		return nil, err
 	}
@@ -83,7 +83,7 @@ func assertContains(thread *starlark.Thread, b *starlark.Builtin, args starlark.
 	if err := starlark.UnpackArgs(b.Name(), args, kwargs, "container", &container, "item", &item, "msg?", &msg); err != nil {
 		return nil, err
 	}
-	in, err := starlark.Binary(syntax.IN, item, container)
+	in, err := starlark.BinaryThread(thread, syntax.IN, item, container)
 	if err != nil {
 		return nil, fmt.Errorf("%s: %v", b.Name(), err)
 	}

@@ -58,7 +58,7 @@ var headerLen = int64(fiat.HashLen + 4)
 
 // cacheFormat starts every record's encoding. Change it whenever what an
 // encoding holds changes, so that older records read as misses.
-const cacheFormat = "fiat script cache 1\n"
+const cacheFormat = "fiat script cache 2\n"
 
 var castagnoli = crc32.MakeTable(crc32.Castagnoli)
 
@@ -203,6 +203,7 @@ func (p *Program) appendEncoding(b []byte) ([]byte, error) {
 	b = appendString(b, string(p.config.Kind))
 	b = binary.AppendUvarint(b, p.config.MaxSteps)
 	b = binary.AppendUvarint(b, uint64(p.config.Timeout))
+	b = binary.AppendUvarint(b, p.config.Memory)
 	b = binary.AppendUvarint(b, uint64(len(p.modules)))
 	var code bytes.Buffer
 	for _, path := range slices.Sorted(maps.Keys(p.modules)) {
@@ -236,6 +237,7 @@ func decodeProgram(data []byte) (*Program, error) {
 			Kind:     fiat.Kind(d.string()),
 			MaxSteps: d.uint(),
 			Timeout:  time.Duration(d.uint()),
+			Memory:   d.uint(),
 		},
 		modules: map[string]*starlark.Program{},
 	}

@@ -41,7 +41,7 @@ def test_hello():
 }
 
 func TestCacheRoundTrip(t *testing.T) {
-	v := version(cachedFiles, fiat.Config{Kind: fiat.Script, MaxSteps: 5000, Timeout: time.Minute})
+	v := version(cachedFiles, fiat.Config{Kind: fiat.Script, MaxSteps: 5000, Timeout: time.Minute, Memory: 3 << 20})
 	compiled, err := Compile(v)
 	if err != nil {
 		t.Fatal(err)
@@ -119,7 +119,7 @@ func TestCacheMisses(t *testing.T) {
 		{"empty", []byte{}, "checksum mismatch"},
 		{"truncated", good[:len(good)/2], "checksum mismatch"},
 		{"corrupt", flipByte(good, len(good)/2), "checksum mismatch"},
-		{"older fiat", withChecksum(bytes.Replace(good, []byte("cache 1\n"), []byte("cache 0\n"), 1)), "written by another version of fiat"},
+		{"older fiat", withChecksum(bytes.Replace(good, []byte(cacheFormat), []byte("fiat script cache 1\n"), 1)), "written by another version of fiat"},
 		{"other starlark", withChecksum(withCompilerVersion(good, starlark.CompilerVersion-1)), fmt.Sprintf("version mismatch: read %d, want %d", starlark.CompilerVersion-1, starlark.CompilerVersion)},
 		{"other version", otherData, "it holds version " + string(other.ID)},
 	} {

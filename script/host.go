@@ -1,6 +1,7 @@
 package script
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"log/slog"
@@ -10,7 +11,9 @@ import (
 	"strings"
 	"sync/atomic"
 	"time"
+	"unicode/utf8"
 
+	"github.com/fiatdev/fiat"
 	"go.starlark.net/lib/json"
 	starlarktime "go.starlark.net/lib/time"
 	"go.starlark.net/starlark"
@@ -71,6 +74,8 @@ type host struct {
 	test string
 	// req is the request the host runs, if it runs one.
 	req *http.Request
+	// failedRequests describe the last requests a test made that failed.
+	failedRequests []string
 }
 
 // testKey marks the requests a test makes, by the test's name.
@@ -90,6 +95,7 @@ const (
 	notStopped int32 = iota
 	stepLimit
 	timeLimit
+	memoryLimit
 	canceled
 )
 
@@ -104,6 +110,8 @@ func newHost(app *App) *host {
 	}
 	h.thread.SetMaxExecutionSteps(maxSteps)
 	h.thread.OnMaxSteps = func(thread *starlark.Thread) { hostOf(thread).stop(stepLimit) }
+	h.thread.SetMaxAllocs(app.prog.memory())
+	h.thread.OnMaxAllocs = func(thread *starlark.Thread) { hostOf(thread).stop(memoryLimit) }
 	if app.prog.config.Timeout > 0 {
 		h.timer = time.AfterFunc(math.MaxInt64, func() { h.stop(timeLimit) })
 		h.timer.Stop()
@@ -122,6 +130,7 @@ func (h *host) stop(why int32) {
 // the version's limits.
 func (h *host) begin() {
 	h.thread.Steps = 0
+	h.thread.Allocs = 0
 	h.stoppedBy.Store(notStopped)
 	h.thread.Uncancel()
 	if h.timer != nil {
@@ -142,17 +151,52 @@ func (h *host) limitExceeded() string {
 		return fmt.Sprintf("exceeded its limit of %d execution steps (max_steps in fiat.toml)", h.app.prog.config.MaxSteps)
 	case timeLimit:
 		return fmt.Sprintf("exceeded its time limit of %s (timeout in fiat.toml)", h.app.prog.config.Timeout)
+	case memoryLimit:
+		return fmt.Sprintf("exceeded its memory budget of %s (memory in fiat.toml)", bytesText(h.app.prog.memory()))
 	case canceled:
 		return "was canceled"
 	}
 	return ""
 }
 
+// memory is the version's memory budget, in bytes.
+func (p *Program) memory() uint64 { return cmp.Or(p.config.Memory, fiat.DefaultMemory) }
+
+// bytesText writes n bytes as fiat.toml does, like "64MiB".
+func bytesText(n uint64) string {
+	for _, unit := range []struct {
+		name string
+		size uint64
+	}{{"GiB", 1 << 30}, {"MiB", 1 << 20}, {"KiB", 1 << 10}} {
+		if n >= unit.size && n%unit.size == 0 {
+			return fmt.Sprintf("%d%s", n/unit.size, unit.name)
+		}
+	}
+	return fmt.Sprintf("%d bytes", n)
+}
+
 // now is the clock of time.now().
 func (h *host) now() (time.Time, error) { return time.Now(), nil }
 
 // log writes one line to the service's log.
-func (h *host) log(msg string) { h.app.log(h.testName(), slog.LevelInfo, msg) }
+func (h *host) log(msg string) { h.app.log(h.testName(), slog.LevelInfo, clip(msg, maxMessage)) }
+
+// maxMessage bounds the length of a message fiat writes to a service's
+// log, answers with or reports as a problem: a script's value in a
+// message can be as large as its memory budget.
+const maxMessage = 8 << 10
+
+// clip shortens msg to about max bytes, saying how long it was.
+func clip(msg string, max int) string {
+	if len(msg) <= max {
+		return msg
+	}
+	n := max
+	for n > 0 && !utf8.RuneStart(msg[n]) {
+		n--
+	}
+	return fmt.Sprintf("%s... (%d bytes in all)", msg[:n], len(msg))
+}
 
 // testName names the test whose run this is: the test the host runs, or
 // the one that made the request it runs. Requests are asked only here, when
@@ -164,21 +208,10 @@ func (h *host) testName() string {
 	return h.test
 }
 
+// logBuiltin is log(*args): print without its keyword argument.
 func logBuiltin(thread *starlark.Thread, b *starlark.Builtin, args starlark.Tuple, kwargs []starlark.Tuple) (starlark.Value, error) {
 	if len(kwargs) > 0 {
 		return nil, fmt.Errorf("%s: unexpected keyword argument %s", b.Name(), kwargs[0][0])
 	}
-	var line strings.Builder
-	for i, v := range args {
-		if i > 0 {
-			line.WriteByte(' ')
-		}
-		if s, ok := starlark.AsString(v); ok {
-			line.WriteString(s)
-		} else {
-			line.WriteString(v.String())
-		}
-	}
-	hostOf(thread).log(line.String())
-	return starlark.None, nil
+	return starlark.Call(thread, starlark.Universe["print"], args, nil)
 }

@@ -17,6 +17,8 @@ import (
 type request struct {
 	http  *http.Request
 	route *route
+	// thread runs the handler, and is charged for the body.
+	thread *starlark.Thread
 
 	params, query, headers *starlark.Dict
 	bodyRead               bool
@@ -69,11 +71,14 @@ func (r *request) Attr(name string) (starlark.Value, error) {
 	return nil, nil
 }
 
-// readBody reads the body once. It fails with an *http.MaxBytesError when
-// the body is larger than the router allows.
+// readBody reads the body once, charging the thread for it. It fails with an
+// *http.MaxBytesError when the body is larger than the router allows.
 func (r *request) readBody() (string, error) {
 	if !r.bodyRead && r.http.Body != nil {
 		data, err := io.ReadAll(r.http.Body)
+		if err == nil {
+			err = r.thread.AddAllocs(2 * uint64(len(data))) // read, then copied to a string
+		}
 		r.body, r.bodyErr = string(data), err
 	}
 	r.bodyRead = true
@@ -91,8 +96,18 @@ func requestJSON(thread *starlark.Thread, b *starlark.Builtin, args starlark.Tup
 	if err != nil {
 		return nil, err
 	}
-	return decodeJSON(thread, b.Name(), body)
+	v, err := decodeJSON(thread, b.Name(), body)
+	if err != nil {
+		return nil, badRequest{err}
+	}
+	return v, nil
 }
+
+// badRequest is a handler's error that the request caused: its body is
+// not what the handler asked for. It answers 400.
+type badRequest struct{ error }
+
+func (e badRequest) Unwrap() error { return e.error }
 
 // queryDict maps each query parameter to its first value, in sorted order
 // so that the same request always gives the same dict.

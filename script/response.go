@@ -1,11 +1,13 @@
 package script
 
 import (
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
 	"strings"
 
+	"github.com/fiatdev/fiat"
 	"go.starlark.net/lib/json"
 	"go.starlark.net/starlark"
 )
@@ -56,12 +58,17 @@ func responseBuiltin(thread *starlark.Thread, b *starlark.Builtin, args starlark
 	if err := starlark.UnpackArgs(b.Name(), args, kwargs, "status", &status, "body?", &body, "headers?", &headers); err != nil {
 		return nil, err
 	}
-	if status < 100 || status > 599 {
-		return nil, fmt.Errorf("%s: status %d is not an HTTP status (100 to 599)", b.Name(), status)
+	if status < 200 || status > 599 {
+		return nil, fmt.Errorf("%s: status %d is not a status a handler answers with: give one from 200 to 599", b.Name(), status)
 	}
 	header, err := headerOf(b.Name(), headers)
 	if err != nil {
 		return nil, err
+	}
+	for name := range header {
+		if fiat.IsReservedHeader(name) {
+			return nil, fmt.Errorf("%s: header %s is fiat's to set, not a handler's: leave it out", b.Name(), name)
+		}
 	}
 	text, isJSON, err := bodyText(thread, b.Name(), body)
 	if err != nil {
@@ -118,34 +125,54 @@ var (
 	applicationJSON = []string{"application/json"}
 )
 
-// respond writes what a handler returned.
-func (a *App) respond(rw http.ResponseWriter, r *http.Request, thread *starlark.Thread, rt *route, result starlark.Value) {
+// An answer is the response a handler's result makes, ready to write.
+type answer struct {
+	status int
+	// header is that of a response value; contentType, if set, replaces
+	// its Content-Type.
+	header      http.Header
+	contentType []string
+	body        string
+}
+
+// render makes the answer to what a handler returned. It runs on the
+// handler's thread, under its limits: encoding a result as JSON is work
+// the request does.
+func (rt *route) render(thread *starlark.Thread, result starlark.Value, ans *answer) error {
 	switch result := result.(type) {
 	case starlark.String:
-		rw.Header()["Content-Type"] = textPlain
-		io.WriteString(rw, string(result))
+		*ans = answer{status: http.StatusOK, contentType: textPlain, body: string(result)}
 	case *starlark.Dict, *starlark.List:
 		text, err := encodeJSON(thread, result)
 		if err != nil {
-			a.fail(rw, r, http.StatusInternalServerError, atLine(rt.where(), fmt.Sprintf("handler %s returned a %s that is not JSON: %v", rt.handler.Name(), result.Type(), err)))
-			return
+			return errors.New(atLine(rt.where(), fmt.Sprintf("handler %s returned a %s that is not JSON: %v", rt.handler.Name(), result.Type(), err)))
 		}
-		rw.Header()["Content-Type"] = applicationJSON
-		io.WriteString(rw, text)
+		*ans = answer{status: http.StatusOK, contentType: applicationJSON, body: text}
 	case starlark.NoneType:
-		rw.WriteHeader(http.StatusNoContent)
+		*ans = answer{status: http.StatusNoContent}
 	case *response:
-		header := rw.Header()
-		for name, values := range result.header {
-			// Full slice expression: an append by a later handler copies
-			// rather than writes into a response value other requests share.
-			header[name] = values[:len(values):len(values)]
-		}
-		rw.WriteHeader(result.status)
-		io.WriteString(rw, result.body)
+		*ans = answer{status: result.status, header: result.header, body: result.body}
 	default:
-		a.fail(rw, r, http.StatusInternalServerError, atLine(rt.where(), fmt.Sprintf("handler %s returned a value of type %s: return a string, a dict or list (sent as JSON), None (204) or response(status, body, headers)", rt.handler.Name(), result.Type())))
+		return errors.New(atLine(rt.where(), fmt.Sprintf("handler %s returned a value of type %s: return a string, a dict or list (sent as JSON), None (204) or response(status, body, headers)", rt.handler.Name(), result.Type())))
 	}
+	return nil
+}
+
+// write writes the answer.
+func (ans *answer) write(rw http.ResponseWriter) {
+	header := rw.Header()
+	for name, values := range ans.header {
+		// Full slice expression: an append by a later handler copies
+		// rather than writes into a response value other requests share.
+		header[name] = values[:len(values):len(values)]
+	}
+	if ans.contentType != nil {
+		header["Content-Type"] = ans.contentType
+	}
+	if ans.status != http.StatusOK { // 200 goes with the body
+		rw.WriteHeader(ans.status)
+	}
+	io.WriteString(rw, ans.body)
 }
 
 var (

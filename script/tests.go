@@ -60,9 +60,29 @@ func (a *App) runTest(ctx context.Context, l *loader, path, test string, run fun
 	defer stop()
 	if err := h.run(func() error { return run(&h.thread) }); err != nil {
 		p := h.problem(err, test)
+		if len(h.failedRequests) > 0 {
+			p.Message += " (" + strings.Join(h.failedRequests, "; ") + ")"
+		}
 		return &p
 	}
 	return nil
+}
+
+// maxFailedRequests bounds the failed requests a test's problem shows,
+// and maxFailedBody the part of each response body it shows.
+const (
+	maxFailedRequests = 3
+	maxFailedBody     = 500
+)
+
+// noteFailure remembers a request the test made that failed, for the
+// test's problem to show: why a test failed is often why a request did.
+func (h *host) noteFailure(method, path string, status int, body string) {
+	note := fmt.Sprintf("%s %s answered %d: %s", method, path, status, clip(strings.TrimSpace(body), maxFailedBody))
+	h.failedRequests = append(h.failedRequests, note)
+	if len(h.failedRequests) > maxFailedRequests {
+		h.failedRequests = h.failedRequests[1:]
+	}
 }
 
 // testsIn returns the test functions defined in the test file at path, in
@@ -139,5 +159,13 @@ func (h *host) fetch(fn, method, path string, body starlark.Value, headers *star
 	req.Header = header
 	rec := httptest.NewRecorder()
 	h.app.ServeHTTP(rec, req)
-	return &response{status: rec.Code, header: rec.Header(), body: rec.Body.String()}, nil
+	// The body was recorded, then is copied to a string.
+	if err := h.thread.AddAllocs(2 * uint64(rec.Body.Len())); err != nil {
+		return nil, err
+	}
+	answer := rec.Body.String()
+	if rec.Code >= http.StatusInternalServerError {
+		h.noteFailure(method, path, rec.Code, answer)
+	}
+	return &response{status: rec.Code, header: rec.Header(), body: answer}, nil
 }
