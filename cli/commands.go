@@ -147,13 +147,25 @@ func (c *cli) initCmd() *cobra.Command {
 				if created.Note != "" {
 					fmt.Fprintln(w, created.Note)
 				}
-				fmt.Fprintf(w, "wrote a project with the service %s to %s: deploy it with `fiat deploy %s`\n", created.Service, dir, dir)
+				fmt.Fprintf(w, "wrote a project with the service %s to %s: deploy it with `fiat deploy %s`\n", created.Service, dir, shellWord(dir))
 			})
 			return nil
 		},
 	}
 	cmd.Flags().StringVar(&name, "name", "", "name of the service (default: derived from DIR's name)")
 	return cmd
+}
+
+// shellWord quotes s for a POSIX shell when it is not a plain word, so
+// that a command printed for the user to copy works as printed.
+func shellWord(s string) string {
+	plain := s != "" && !strings.ContainsFunc(s, func(r rune) bool {
+		return !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || strings.ContainsRune("-_./", r))
+	})
+	if plain {
+		return s
+	}
+	return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'"
 }
 
 func argOr(args []string, fallback string) string {

@@ -17,7 +17,7 @@ func TestInitSaysWhatItNamedTheService(t *testing.T) {
 		t.Fatalf("exit %d: %s", code, stderr.String())
 	}
 	out := stdout.String()
-	if !strings.HasPrefix(out, "named the service my-project after its directory: ") || !strings.Contains(out, "wrote a project with the service my-project to "+dir) {
+	if !strings.HasPrefix(out, "named the service my-project after its directory: ") || !strings.Contains(out, "wrote a project with the service my-project to "+dir+": deploy it with `fiat deploy '"+dir+"'`") {
 		t.Errorf("got\n%s", out)
 	}
 
