@@ -46,6 +46,16 @@ type Store interface {
 	Versions(ctx context.Context, service string) ([]VersionInfo, error)
 	// Env returns one env's mapping.
 	Env(ctx context.Context, name string) (fiat.Env, error)
+	// Changes returns the records of up to limit changes committed after
+	// the one at position after (0 for all), oldest first. A change's
+	// position is its record's ID, and every change commits after those
+	// with lower positions: a reader that has seen a position has seen
+	// every change before it.
+	Changes(ctx context.Context, after int64, limit int) ([]Record, error)
+	// Wait returns once a change after position may have committed, or
+	// with ctx's error when ctx ends. It may return early: read Changes
+	// to know.
+	Wait(ctx context.Context, after int64) error
 	Close() error
 }
 
@@ -83,8 +93,9 @@ type Change struct {
 	Expect map[string]fiat.Hash
 }
 
-// Record is what one change did.
+// Record is what one change did: enough for a router to serve it.
 type Record struct {
+	// ID is the change's position in the store's history.
 	ID   int64     `json:"id"`
 	Env  string    `json:"env"`
 	Kind string    `json:"kind"`
@@ -93,6 +104,14 @@ type Record struct {
 	Switched []Switch `json:"switched"`
 	// After is Env's mapping once the change is applied (empty if deleted).
 	After fiat.Env `json:"after"`
+	// Deleted says the change deleted Env.
+	Deleted bool `json:"deleted,omitempty"`
+	// Versions are those the change stored, which no change stored before.
+	Versions []VersionInfo `json:"versions,omitempty"`
+	// Follows is the position of the change committed just before this
+	// one, as Apply returns it: a reader at that position may take this
+	// record as the next, without reading the history. 0 from Changes.
+	Follows int64 `json:"-"`
 }
 
 // Switch is one service moving from one version to another in an env.
@@ -107,6 +126,8 @@ type Switch struct {
 type State struct {
 	Envs     []fiat.Env
 	Versions []VersionInfo
+	// Position is that of the last change the state includes.
+	Position int64
 }
 
 // VersionInfo is a version's metadata.

@@ -8,15 +8,16 @@
 // inside a commit, and the WAL file is kept across restarts: appending to a
 // file that keeps its size is what makes a commit's fsync cheap.
 //
-// Its DML is written to run unchanged on PostgreSQL: $n placeholders, ON
-// CONFLICT instead of INSERT OR REPLACE, RETURNING, no SQLite-only
-// functions. Only the schema (migrations) is SQLite's own.
+// Changes and reads are store/sqlstore's, shared with PostgreSQL; the
+// schema (migrations), the file and the in-process Wait are SQLite's own.
 package sqlite
 
 import (
 	"context"
+	"crypto/sha256"
 	"database/sql"
 	"database/sql/driver"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"net/url"
@@ -28,11 +29,13 @@ import (
 	"time"
 
 	"github.com/fiatdev/fiat/store"
+	"github.com/fiatdev/fiat/store/sqlstore"
 	"modernc.org/sqlite"
 )
 
 // DB is a store.Store in one SQLite file.
 type DB struct {
+	*sqlstore.Store
 	// path is the file, and file what it was when the store opened it: a
 	// file deleted or replaced under the store takes its writes with it.
 	path string
@@ -43,8 +46,6 @@ type DB struct {
 	// that reads before it writes cannot fail to upgrade its lock when
 	// another process writes.
 	writer *sql.DB
-	// prepared holds the writer's prepared statements, by query.
-	prepared map[string]*sql.Stmt
 	// reader's connections read snapshots concurrently with the writer.
 	reader *sql.DB
 	// checkpointer has its own connection, so a checkpoint never holds up
@@ -52,6 +53,9 @@ type DB struct {
 	checkpointer *sql.DB
 	// committed wakes checkpointWhenIdle after each commit.
 	committed chan struct{}
+	// changes tells Wait of commits in this process, the only one that
+	// writes to the file while it serves (a data dir has one server).
+	changes changeSignal
 	// closing stops checkpointWhenIdle, which closes checkpointerDone
 	// when it returns.
 	closing          chan struct{}
@@ -101,14 +105,10 @@ func Open(path string) (*DB, error) {
 		return nil, err
 	}
 	writer.SetMaxOpenConns(1)
-	if err := migrate(context.Background(), writer); err != nil {
+	// IMMEDIATE transactions serialize the processes that migrate.
+	if err := sqlstore.Migrate(context.Background(), writer, nil, migrations); err != nil {
 		writer.Close()
 		return nil, fmt.Errorf("open store %s: %w", path, err)
-	}
-	prepared, err := prepare(context.Background(), writer)
-	if err != nil {
-		writer.Close()
-		return nil, err
 	}
 	// The writer has put the file in WAL mode, which persists, so readers
 	// need not.
@@ -138,15 +138,74 @@ func Open(path string) (*DB, error) {
 		path:             path,
 		file:             file,
 		writer:           writer,
-		prepared:         prepared,
 		reader:           reader,
 		checkpointer:     checkpointer,
 		committed:        make(chan struct{}, 1),
 		closing:          make(chan struct{}),
 		checkpointerDone: make(chan struct{}),
 	}
+	db.changes.init()
+	db.Store, err = sqlstore.New(context.Background(), sqlstore.Config{
+		Writer:    writer,
+		Reader:    reader,
+		Check:     db.checkFile,
+		Committed: db.afterCommit,
+	})
+	if err != nil {
+		writer.Close()
+		reader.Close()
+		checkpointer.Close()
+		return nil, err
+	}
 	go db.checkpointWhenIdle()
 	return db, nil
+}
+
+// afterCommit wakes the checkpointer and Wait.
+func (db *DB) afterCommit(position int64) {
+	select {
+	case db.committed <- struct{}{}:
+	default: // checkpointWhenIdle has a wake-up pending already
+	}
+	db.changes.committed(position)
+}
+
+// Wait returns once this process commits a change after position.
+func (db *DB) Wait(ctx context.Context, after int64) error {
+	return db.changes.wait(ctx, after)
+}
+
+// changeSignal tells waiters of the last position committed.
+type changeSignal struct {
+	mu   sync.Mutex
+	last int64
+	// next is closed at the next commit.
+	next chan struct{}
+}
+
+func (c *changeSignal) init() { c.next = make(chan struct{}) }
+
+func (c *changeSignal) committed(position int64) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.last = max(c.last, position)
+	close(c.next)
+	c.next = make(chan struct{})
+}
+
+func (c *changeSignal) wait(ctx context.Context, after int64) error {
+	c.mu.Lock()
+	last, next := c.last, c.next
+	c.mu.Unlock()
+	if last > after {
+		return nil
+	}
+	select {
+	case <-next:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
 }
 
 // openDB opens a pool of connections to the file at path, each keeping the
@@ -225,15 +284,15 @@ func (db *DB) Close() error {
 	db.closeOnce.Do(func() {
 		close(db.closing)
 		<-db.checkpointerDone
-		db.closeErr = errors.Join(db.reader.Close(), db.checkpointer.Close(), db.writer.Close())
+		db.closeErr = errors.Join(db.Store.Close(), db.reader.Close(), db.checkpointer.Close(), db.writer.Close())
 	})
 	return db.closeErr
 }
 
 // migrations[i] takes the schema from version i to i+1. Append to it; never
 // edit a migration that has shipped.
-var migrations = []string{
-	`
+var migrations = []sqlstore.Migration{
+	sqlstore.SQL(`
 CREATE TABLE versions (
 	-- seq orders versions stored in the same instant by insertion.
 	seq        INTEGER PRIMARY KEY,
@@ -288,34 +347,61 @@ CREATE INDEX env_services_by_service ON env_services (service);
 CREATE VIEW env_versions AS
 	SELECT e.env, e.service, e.history_id, h.version, h.back_to
 	FROM env_services e JOIN history h ON h.id = e.history_id;
-`,
-}
-
-// migrate brings the schema up to date. Its transaction is IMMEDIATE, so
-// two processes opening a new file at once migrate it one after the other.
-func migrate(ctx context.Context, db *sql.DB) error {
-	tx, err := db.BeginTx(ctx, nil)
-	if err != nil {
-		return err
-	}
-	defer tx.Rollback()
-	if _, err := tx.ExecContext(ctx, `CREATE TABLE IF NOT EXISTS schema_version (version INTEGER PRIMARY KEY)`); err != nil {
-		return err
-	}
-	var version int
-	if err := tx.QueryRowContext(ctx, `SELECT COALESCE(MAX(version), 0) FROM schema_version`).Scan(&version); err != nil {
-		return err
-	}
-	if version > len(migrations) {
-		return fmt.Errorf("schema version %d is newer than this fiat knows (%d): upgrade fiat", version, len(migrations))
-	}
-	for i := version; i < len(migrations); i++ {
-		if _, err := tx.ExecContext(ctx, migrations[i]); err != nil {
-			return fmt.Errorf("migrate schema to version %d: %w", i+1, err)
-		}
-		if _, err := tx.ExecContext(ctx, `INSERT INTO schema_version (version) VALUES ($1)`, i+1); err != nil {
+`),
+	// Records keep what their change did, and which versions it stored, so
+	// that every node serves the store's history; files move to
+	// content-addressed blobs, which versions that share a file share.
+	func(ctx context.Context, tx *sql.Tx) error {
+		_, err := tx.ExecContext(ctx, `
+ALTER TABLE records ADD COLUMN change TEXT; -- what the change did, as JSON
+ALTER TABLE versions ADD COLUMN record_id INTEGER REFERENCES records (id);
+CREATE INDEX versions_by_record ON versions (record_id);
+CREATE TABLE blobs (
+	hash TEXT PRIMARY KEY, -- SHA-256 of data, in hex
+	data BLOB NOT NULL
+) STRICT;
+CREATE TABLE files (
+	version_id TEXT NOT NULL REFERENCES versions (id),
+	path       TEXT NOT NULL,
+	blob       TEXT NOT NULL REFERENCES blobs (hash),
+	PRIMARY KEY (version_id, path)
+) STRICT;
+`)
+		if err != nil {
 			return err
 		}
-	}
-	return tx.Commit()
+		// SQLite has no SHA-256 of its own: the files move through Go.
+		rows, err := tx.QueryContext(ctx, `SELECT version_id, path, data FROM version_files`)
+		if err != nil {
+			return err
+		}
+		type file struct {
+			version, path string
+			data          []byte
+		}
+		var files []file
+		for rows.Next() {
+			var f file
+			if err := rows.Scan(&f.version, &f.path, &f.data); err != nil {
+				rows.Close()
+				return err
+			}
+			files = append(files, f)
+		}
+		if err := errors.Join(rows.Err(), rows.Close()); err != nil {
+			return err
+		}
+		for _, f := range files {
+			sum := sha256.Sum256(f.data)
+			hash := hex.EncodeToString(sum[:])
+			if _, err := tx.ExecContext(ctx, `INSERT INTO blobs (hash, data) VALUES ($1, $2) ON CONFLICT (hash) DO NOTHING`, hash, f.data); err != nil {
+				return err
+			}
+			if _, err := tx.ExecContext(ctx, `INSERT INTO files (version_id, path, blob) VALUES ($1, $2, $3)`, f.version, f.path, hash); err != nil {
+				return err
+			}
+		}
+		_, err = tx.ExecContext(ctx, `DROP TABLE version_files; ALTER TABLE files RENAME TO version_files;`)
+		return err
+	},
 }

@@ -16,6 +16,7 @@ import (
 
 	"github.com/fiatdev/fiat"
 	"github.com/fiatdev/fiat/store"
+	"github.com/fiatdev/fiat/store/sqlstore"
 	"github.com/fiatdev/fiat/store/storetest"
 )
 
@@ -314,5 +315,78 @@ func TestRefusesChangesOnceFileIsGone(t *testing.T) {
 				t.Fatalf("Apply after the file was %s: %v, want ErrStoreGone naming %s and what to do", name, err, path)
 			}
 		})
+	}
+}
+
+// TestMigratesStoresOfSchemaOne opens a store written by the fiat before
+// records kept their changes and files became blobs: its versions, files
+// and envs read as before, and changes go on from there.
+func TestMigratesStoresOfSchemaOne(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "fiat.db")
+	old, err := openDB(path, "_txlock=immediate")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := sqlstore.Migrate(t.Context(), old, nil, migrations[:1]); err != nil {
+		t.Fatal(err)
+	}
+	v := version("api", "1")
+	v.Files = append(v.Files, fiat.File{Path: "shared.txt", Data: []byte("in both")})
+	w := version("web", "other")
+	w.Files = append(w.Files, fiat.File{Path: "shared.txt", Data: []byte("in both")})
+	_, err = old.Exec(`
+INSERT INTO versions (id, service, config, uses, created_at) VALUES ($1, 'api', '{"kind":"script","max_steps":1000,"timeout":1000000000}', 'null', 1), ($2, 'web', '{}', 'null', 2);
+INSERT INTO version_files (version_id, path, data) VALUES ($1, 'main.star', $3), ($1, 'shared.txt', $5), ($2, 'main.star', $4), ($2, 'shared.txt', $5);
+INSERT INTO envs (name) VALUES ('production');
+INSERT INTO records (id, env, kind, at) VALUES (1, 'production', 'deploy', 1);
+INSERT INTO history (id, record_id, service, version) VALUES (1, 1, 'api', $1);
+INSERT INTO env_services (env, service, history_id) VALUES ('production', 'api', 1);`,
+		v.ID, w.ID, v.Files[0].Data, w.Files[0].Data, []byte("in both"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	old.Close()
+
+	db := open(t, path)
+	defer db.Close()
+	got, err := db.Version(t.Context(), v.ID)
+	if err != nil || len(got.Files) != 2 || string(got.Files[1].Data) != "in both" || got.Config.Timeout != time.Second {
+		t.Fatalf("Version after migrating = %+v, %v", got, err)
+	}
+	var blobs int
+	if err := db.reader.QueryRow(`SELECT COUNT(*) FROM blobs`).Scan(&blobs); err != nil || blobs != 3 {
+		t.Errorf("%d blobs for two versions sharing one of their files, want 3 (%v)", blobs, err)
+	}
+	st, err := db.State(t.Context())
+	if err != nil || st.Position != 1 || len(st.Envs) != 1 || st.Envs[0].Services["api"] != v.ID {
+		t.Fatalf("State after migrating = %+v, %v", st, err)
+	}
+	rec := deploy(t, db, fiat.Production, version("api", "2"))
+	if rec.Follows != 1 {
+		t.Errorf("the first change after migrating follows %d, want 1", rec.Follows)
+	}
+	if recs, err := db.Changes(t.Context(), 0, 10); err != nil || len(recs) != 1 || recs[0].ID != rec.ID {
+		t.Errorf("Changes after migrating = %+v, %v; want only the new change", recs, err)
+	}
+}
+
+// TestVersionsShareBlobs checks that a file several versions have is
+// stored once.
+func TestVersionsShareBlobs(t *testing.T) {
+	db := open(t, filepath.Join(t.TempDir(), "fiat.db"))
+	defer db.Close()
+	big := strings.Repeat("a large asset ", 1<<16)
+	for i := range 5 {
+		v := version("api", fmt.Sprint(i))
+		v.Files = append(v.Files, fiat.File{Path: "asset", Data: []byte(big)})
+		v.ID = fiat.HashVersion(v)
+		deploy(t, db, fiat.Production, v)
+	}
+	var blobs, bytes int
+	if err := db.reader.QueryRow(`SELECT COUNT(*), SUM(LENGTH(data)) FROM blobs`).Scan(&blobs, &bytes); err != nil {
+		t.Fatal(err)
+	}
+	if blobs != 6 || bytes > len(big)+1000 {
+		t.Errorf("five versions sharing a %d-byte file take %d blobs of %d bytes, want the file stored once", len(big), blobs, bytes)
 	}
 }

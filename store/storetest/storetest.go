@@ -12,6 +12,7 @@ package storetest
 
 import (
 	"bytes"
+	"context"
 	"errors"
 	"fmt"
 	"maps"
@@ -51,6 +52,9 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 		{"Expect", testExpect},
 		{"Existing", testExisting},
 		{"Concurrent", testConcurrent},
+		{"Changes", testChanges},
+		{"Wait", testWait},
+		{"FollowConcurrentWriters", testFollowConcurrentWriters},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -720,4 +724,165 @@ func testConcurrent(t *testing.T, s store.Store) {
 		}
 	}
 	wantEnv(t, s, production, all)
+}
+
+// testChanges checks that the history gives back every change as Apply
+// returned it, in order, from any position.
+func testChanges(t *testing.T, s store.Store) {
+	if recs, err := s.Changes(t.Context(), 0, 10); err != nil || len(recs) != 0 {
+		t.Fatalf("Changes of a new store = %+v, %v", recs, err)
+	}
+	api1, api2, web1 := newVersion("api", "1", nil), newVersion("api", "2", nil), newVersion("web", "1", nil)
+	var applied []store.Record
+	for _, c := range []store.Change{
+		{Env: production, Kind: "deploy", Versions: []*fiat.Version{api1, web1}, Set: map[string]fiat.Hash{"api": api1.ID, "web": web1.ID}},
+		{Env: staging, Kind: "fork", CopyFrom: production, Create: true},
+		{Env: production, Kind: "deploy", Versions: []*fiat.Version{api2, api1}, Set: map[string]fiat.Hash{"api": api2.ID}},
+		{Env: production, Kind: "rollback", Undo: []string{"api"}},
+		{Env: staging, Kind: "delete", Delete: true},
+		{Env: production, Kind: "candidate", Versions: []*fiat.Version{newVersion("api", "3", nil)}},
+	} {
+		rec := apply(t, s, c)
+		want := int64(0)
+		if len(applied) > 0 {
+			want = applied[len(applied)-1].ID
+		}
+		if rec.Follows != want || rec.ID <= want {
+			t.Errorf("record %d follows %d, want %d", rec.ID, rec.Follows, want)
+		}
+		rec.Follows = 0
+		applied = append(applied, rec)
+	}
+	if !applied[4].Deleted || applied[3].Deleted {
+		t.Errorf("deleted: %v, %v; want only the delete marked", applied[3].Deleted, applied[4].Deleted)
+	}
+	if got := applied[2].Versions; len(got) != 1 || got[0].ID != api2.ID {
+		t.Errorf("a deploy of api2 and the stored api1 says it stored %+v, want api2 alone", got)
+	}
+	all, err := s.Changes(t.Context(), 0, 100)
+	if err != nil {
+		t.Fatal(err)
+	}
+	wantRecords(t, all, applied)
+	for from := range applied {
+		got, err := s.Changes(t.Context(), applied[from].ID, 2)
+		if err != nil {
+			t.Fatal(err)
+		}
+		wantRecords(t, got, applied[from+1:min(from+3, len(applied))])
+	}
+	if st := state(t, s); st.Position != applied[len(applied)-1].ID {
+		t.Errorf("State position %d, want %d, the last change's", st.Position, applied[len(applied)-1].ID)
+	}
+}
+
+func wantRecords(t *testing.T, got, want []store.Record) {
+	t.Helper()
+	if len(got) != len(want) {
+		t.Fatalf("Changes gave %d records, want %d:\n%+v", len(got), len(want), got)
+	}
+	for i := range got {
+		g, w := got[i], want[i]
+		if g.ID != w.ID || g.Env != w.Env || g.Kind != w.Kind || !g.At.Equal(w.At) || g.Deleted != w.Deleted ||
+			!reflect.DeepEqual(g.Switched, w.Switched) || g.After.Name != w.After.Name || !maps.Equal(g.After.Services, w.After.Services) {
+			t.Errorf("Changes record %d = %+v, want %+v as Apply returned it", i, g, w)
+		}
+		if len(g.Versions) != len(w.Versions) {
+			t.Errorf("record %d has %d versions, want %d", g.ID, len(g.Versions), len(w.Versions))
+			continue
+		}
+		for j := range g.Versions {
+			gv, wv := g.Versions[j], w.Versions[j]
+			if gv.ID != wv.ID || gv.Service != wv.Service || gv.Config != wv.Config || !gv.Created.Equal(wv.Created) {
+				t.Errorf("record %d version %d = %+v, want %+v", g.ID, j, gv, wv)
+			}
+		}
+	}
+}
+
+// testWait checks that Wait returns for a change after its position, at
+// once if there is one, and not before otherwise.
+func testWait(t *testing.T, s store.Store) {
+	rec := deploy(t, s, production, newVersion("api", "1", nil))
+	if err := s.Wait(t.Context(), 0); err != nil {
+		t.Fatalf("Wait for a change committed already: %v", err)
+	}
+	ctx, cancel := context.WithTimeout(t.Context(), 50*time.Millisecond)
+	defer cancel()
+	if err := s.Wait(ctx, rec.ID); !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("Wait with no change after %d = %v, want the context's deadline", rec.ID, err)
+	}
+	woke := make(chan error, 1)
+	go func() { woke <- s.Wait(t.Context(), rec.ID) }()
+	time.Sleep(20 * time.Millisecond)
+	deploy(t, s, production, newVersion("api", "2", nil))
+	select {
+	case err := <-woke:
+		if err != nil {
+			t.Fatal(err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("Wait did not return after a change")
+	}
+}
+
+// testFollowConcurrentWriters follows the history while several writers
+// apply changes: positions are in commit order, so a follower that reads
+// after its last position sees every change exactly once.
+func testFollowConcurrentWriters(t *testing.T, s store.Store) {
+	const writers, changes = 4, 25
+	var written sync.Map // position -> true
+	var wg sync.WaitGroup
+	for w := range writers {
+		wg.Go(func() {
+			for i := range changes {
+				v := newVersion(fmt.Sprintf("svc%d", w), fmt.Sprint(i), nil)
+				rec, err := s.Apply(t.Context(), store.Change{Env: production, Kind: "deploy", Versions: []*fiat.Version{v}, Set: map[string]fiat.Hash{v.Service: v.ID}})
+				if err != nil {
+					t.Errorf("Apply: %v", err)
+					return
+				}
+				written.Store(rec.ID, true)
+			}
+		})
+	}
+	done := make(chan struct{})
+	go func() { wg.Wait(); close(done) }()
+	var seen []int64
+	position := int64(0)
+	for finished := false; !finished; {
+		select {
+		case <-done:
+			finished = true // one more read, after the last commit
+		default:
+		}
+		recs, err := s.Changes(t.Context(), position, 7)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, rec := range recs {
+			seen = append(seen, rec.ID)
+			position = rec.ID
+		}
+		switch len(recs) {
+		case 7:
+			finished = false
+		case 0:
+			time.Sleep(time.Millisecond)
+		}
+	}
+	if t.Failed() {
+		return
+	}
+	count := 0
+	written.Range(func(id, _ any) bool {
+		count++
+		if !slices.Contains(seen, id.(int64)) {
+			t.Errorf("the follower never saw change %d", id)
+		}
+		return true
+	})
+	if len(seen) != count || len(seen) != writers*changes {
+		t.Errorf("the follower saw %d changes, %d were written", len(seen), count)
+	}
 }

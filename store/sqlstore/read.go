@@ -1,4 +1,4 @@
-package sqlite
+package sqlstore
 
 import (
 	"context"
@@ -16,8 +16,8 @@ import (
 // one snapshot: never an env pointing at a version they have not read.
 
 // State returns every env and every version, newest first.
-func (db *DB) State(ctx context.Context) (store.State, error) {
-	tx, err := db.reader.BeginTx(ctx, nil)
+func (s *Store) State(ctx context.Context) (store.State, error) {
+	tx, err := s.cfg.Reader.BeginTx(ctx, s.cfg.ReadTx)
 	if err != nil {
 		return store.State{}, err
 	}
@@ -30,7 +30,65 @@ func (db *DB) State(ctx context.Context) (store.State, error) {
 	if err != nil {
 		return store.State{}, err
 	}
-	return store.State{Envs: envs, Versions: versions}, nil
+	st := store.State{Envs: envs, Versions: versions}
+	if err := tx.QueryRowContext(ctx, lastRecord).Scan(&st.Position); err != nil {
+		return store.State{}, err
+	}
+	return st, nil
+}
+
+// Changes returns the records of the changes after position after. Records
+// written before records kept what their change did (schema version 1) are
+// left out: no reader starts before them, since State's position is after
+// them.
+func (s *Store) Changes(ctx context.Context, after int64, limit int) ([]store.Record, error) {
+	tx, err := s.cfg.Reader.BeginTx(ctx, s.cfg.ReadTx)
+	if err != nil {
+		return nil, err
+	}
+	defer tx.Rollback()
+	rows, err := tx.QueryContext(ctx, `SELECT id, env, kind, at, change FROM records WHERE id > $1 AND change IS NOT NULL ORDER BY id LIMIT $2`, after, limit)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var recs []store.Record
+	index := map[int64]int{}
+	for rows.Next() {
+		var rec store.Record
+		var at int64
+		var change []byte
+		if err := rows.Scan(&rec.ID, &rec.Env, &rec.Kind, &at, &change); err != nil {
+			return nil, err
+		}
+		var saved recordJSON
+		if err := json.Unmarshal(change, &saved); err != nil {
+			return nil, fmt.Errorf("record %d: %w", rec.ID, err)
+		}
+		rec.At, rec.Switched, rec.After, rec.Deleted = fromNanos(at), saved.Switched, saved.After, saved.Deleted
+		index[rec.ID] = len(recs)
+		recs = append(recs, rec)
+	}
+	if err := rows.Err(); err != nil || len(recs) == 0 {
+		return recs, err
+	}
+	stored, err := tx.QueryContext(ctx, `SELECT record_id, id, service, config, created_at FROM versions WHERE record_id > $1 AND record_id <= $2 ORDER BY seq`,
+		after, recs[len(recs)-1].ID)
+	if err != nil {
+		return nil, err
+	}
+	defer stored.Close()
+	for stored.Next() {
+		var position int64
+		v, err := scanVersionInfo(stored, &position)
+		if err != nil {
+			return nil, err
+		}
+		if i, ok := index[position]; ok {
+			recs[i].Versions = append(recs[i].Versions, v)
+		}
+	}
+	return recs, stored.Err()
 }
 
 func allEnvs(ctx context.Context, tx *sql.Tx) ([]fiat.Env, error) {
@@ -83,19 +141,29 @@ func versionInfos(ctx context.Context, tx *sql.Tx, query string, args ...any) ([
 	defer rows.Close()
 	var infos []store.VersionInfo
 	for rows.Next() {
-		v := store.VersionInfo{Envs: []string{}}
-		var config []byte
-		var created int64
-		if err := rows.Scan(&v.ID, &v.Service, &config, &created); err != nil {
+		v, err := scanVersionInfo(rows)
+		if err != nil {
 			return nil, err
 		}
-		if err := json.Unmarshal(config, &v.Config); err != nil {
-			return nil, fmt.Errorf("version %s: config: %w", v.ID, err)
-		}
-		v.Created = fromNanos(created)
 		infos = append(infos, v)
 	}
 	return infos, rows.Err()
+}
+
+// scanVersionInfo reads the columns of selectVersions, after those given
+// in first.
+func scanVersionInfo(rows *sql.Rows, first ...any) (store.VersionInfo, error) {
+	v := store.VersionInfo{Envs: []string{}}
+	var config []byte
+	var created int64
+	if err := rows.Scan(append(first, &v.ID, &v.Service, &config, &created)...); err != nil {
+		return v, err
+	}
+	if err := json.Unmarshal(config, &v.Config); err != nil {
+		return v, fmt.Errorf("version %s: config: %w", v.ID, err)
+	}
+	v.Created = fromNanos(created)
+	return v, nil
 }
 
 func fromNanos(n int64) time.Time {
@@ -104,11 +172,11 @@ func fromNanos(n int64) time.Time {
 
 // Version returns one version with its files. It needs no transaction:
 // versions never change, and their files are committed with them.
-func (db *DB) Version(ctx context.Context, id fiat.Hash) (*fiat.Version, error) {
+func (s *Store) Version(ctx context.Context, id fiat.Hash) (*fiat.Version, error) {
 	v := &fiat.Version{ID: id}
 	var config, uses []byte
 	var created int64
-	err := db.reader.QueryRowContext(ctx, `SELECT service, config, uses, created_at FROM versions WHERE id = $1`, id).
+	err := s.cfg.Reader.QueryRowContext(ctx, `SELECT service, config, uses, created_at FROM versions WHERE id = $1`, id).
 		Scan(&v.Service, &config, &uses, &created)
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, fmt.Errorf("version %s: %w", id, store.ErrNotFound)
@@ -123,7 +191,7 @@ func (db *DB) Version(ctx context.Context, id fiat.Hash) (*fiat.Version, error) 
 		return nil, fmt.Errorf("version %s: uses: %w", id, err)
 	}
 	v.Created = fromNanos(created)
-	rows, err := db.reader.QueryContext(ctx, `SELECT path, data FROM version_files WHERE version_id = $1 ORDER BY path`, id)
+	rows, err := s.cfg.Reader.QueryContext(ctx, `SELECT f.path, b.data FROM version_files f JOIN blobs b ON b.hash = f.blob WHERE f.version_id = $1 ORDER BY f.path`, id)
 	if err != nil {
 		return nil, err
 	}
@@ -139,7 +207,7 @@ func (db *DB) Version(ctx context.Context, id fiat.Hash) (*fiat.Version, error) 
 }
 
 // Resolve finds the one version of service whose id starts with prefix.
-func (db *DB) Resolve(ctx context.Context, service, prefix string) (fiat.Hash, error) {
+func (s *Store) Resolve(ctx context.Context, service, prefix string) (fiat.Hash, error) {
 	if err := fiat.CheckHashPrefix(prefix); err != nil {
 		return "", err
 	}
@@ -147,7 +215,7 @@ func (db *DB) Resolve(ctx context.Context, service, prefix string) (fiat.Hash, e
 	// "~" sorts after every character of a hash. Unlike LIKE, the range
 	// uses the index on id, in PostgreSQL too if id has a bytewise
 	// collation ("C").
-	rows, err := db.reader.QueryContext(ctx, `SELECT id FROM versions WHERE id >= $1 AND id < $2 AND service = $3 LIMIT 2`,
+	rows, err := s.cfg.Reader.QueryContext(ctx, `SELECT id FROM versions WHERE id >= $1 AND id < $2 AND service = $3 LIMIT 2`,
 		prefix, prefix+"~", service)
 	if err != nil {
 		return "", err
@@ -175,8 +243,8 @@ func (db *DB) Resolve(ctx context.Context, service, prefix string) (fiat.Hash, e
 
 // Versions lists the versions of service, newest first, each with the envs
 // it is in now.
-func (db *DB) Versions(ctx context.Context, service string) ([]store.VersionInfo, error) {
-	tx, err := db.reader.BeginTx(ctx, nil)
+func (s *Store) Versions(ctx context.Context, service string) ([]store.VersionInfo, error) {
+	tx, err := s.cfg.Reader.BeginTx(ctx, s.cfg.ReadTx)
 	if err != nil {
 		return nil, err
 	}
@@ -207,8 +275,8 @@ func (db *DB) Versions(ctx context.Context, service string) ([]store.VersionInfo
 }
 
 // Env returns one env's mapping.
-func (db *DB) Env(ctx context.Context, name string) (fiat.Env, error) {
-	tx, err := db.reader.BeginTx(ctx, nil)
+func (s *Store) Env(ctx context.Context, name string) (fiat.Env, error) {
+	tx, err := s.cfg.Reader.BeginTx(ctx, s.cfg.ReadTx)
 	if err != nil {
 		return fiat.Env{}, err
 	}

@@ -1,8 +1,10 @@
-package sqlite
+package sqlstore
 
 import (
 	"context"
+	"crypto/sha256"
 	"database/sql"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -14,32 +16,63 @@ import (
 	"github.com/fiatdev/fiat/store"
 )
 
-// Apply writes c in one IMMEDIATE transaction on the writer's one
-// connection, and commits it.
-func (db *DB) Apply(ctx context.Context, c store.Change) (store.Record, error) {
+// Apply writes c in one transaction and commits it.
+func (s *Store) Apply(ctx context.Context, c store.Change) (store.Record, error) {
 	if err := check(c); err != nil {
 		return store.Record{}, err
 	}
-	if err := db.checkFile(); err != nil {
-		return store.Record{}, err
+	if s.cfg.Check != nil {
+		if err := s.cfg.Check(); err != nil {
+			return store.Record{}, err
+		}
 	}
-	tx, err := db.writer.BeginTx(ctx, nil)
+	tx, err := s.cfg.Writer.BeginTx(ctx, nil)
 	if err != nil {
 		return store.Record{}, err
 	}
 	defer tx.Rollback()
-	rec, err := apply(ctx, writeTx{tx, db.prepared}, c, time.Now().UTC())
+	if s.cfg.Begin != nil {
+		if err := s.cfg.Begin(ctx, tx); err != nil {
+			return store.Record{}, err
+		}
+	}
+	w := writeTx{tx, s.prepared}
+	rec, err := apply(ctx, w, c, time.Now().UTC())
 	if err != nil {
 		return store.Record{}, err
+	}
+	if err := saveRecord(ctx, w, rec); err != nil {
+		return store.Record{}, err
+	}
+	if s.cfg.Notify != nil {
+		if err := s.cfg.Notify(ctx, tx, rec.ID); err != nil {
+			return store.Record{}, err
+		}
 	}
 	if err := tx.Commit(); err != nil {
 		return store.Record{}, err
 	}
-	select {
-	case db.committed <- struct{}{}:
-	default: // checkpointWhenIdle has a wake-up pending already
+	if s.cfg.Committed != nil {
+		s.cfg.Committed(rec.ID)
 	}
 	return rec, nil
+}
+
+// recordJSON is what a record keeps of a change besides its columns, so
+// that Changes gives it back as Apply returned it.
+type recordJSON struct {
+	Switched []store.Switch `json:"switched"`
+	After    fiat.Env       `json:"after"`
+	Deleted  bool           `json:"deleted,omitempty"`
+}
+
+func saveRecord(ctx context.Context, tx writeTx, rec store.Record) error {
+	data, err := json.Marshal(recordJSON{Switched: rec.Switched, After: rec.After, Deleted: rec.Deleted})
+	if err != nil {
+		return err
+	}
+	_, err = tx.ExecContext(ctx, setChange, string(data), rec.ID)
+	return err
 }
 
 // check refuses a change that is malformed whatever the store holds.
@@ -89,12 +122,21 @@ type head struct {
 
 func apply(ctx context.Context, tx writeTx, c store.Change, now time.Time) (store.Record, error) {
 	rec := store.Record{Env: c.Env, Kind: c.Kind, At: now, Switched: []store.Switch{}}
+	// Writers are serialized, so the last record is the change committed
+	// just before this one.
+	if err := tx.QueryRowContext(ctx, lastRecord).Scan(&rec.Follows); err != nil {
+		return rec, err
+	}
 	if err := tx.QueryRowContext(ctx, insertRecord, c.Env, c.Kind, now.UnixNano()).Scan(&rec.ID); err != nil {
 		return rec, err
 	}
 	for _, v := range c.Versions {
-		if err := storeVersion(ctx, tx, v, now); err != nil {
+		stored, err := storeVersion(ctx, tx, v, rec.ID, now)
+		if err != nil {
 			return rec, err
+		}
+		if stored {
+			rec.Versions = append(rec.Versions, store.VersionInfo{ID: v.ID, Service: v.Service, Config: v.Config, Created: now, Envs: []string{}})
 		}
 	}
 	exists, heads, err := loadEnv(ctx, tx, c.Env)
@@ -111,6 +153,7 @@ func apply(ctx context.Context, tx writeTx, c store.Change, now time.Time) (stor
 		return rec, fmt.Errorf("env %q does not exist (`fiat env list` shows those that do): %w", c.Env, store.ErrNotFound)
 	case c.Delete:
 		rec.After = fiat.Env{Name: c.Env, Services: map[string]fiat.Hash{}}
+		rec.Deleted = true
 		return rec, deleteEnv(ctx, tx, c.Env, exists)
 	}
 	steps, err := plan(ctx, tx, c, heads)
@@ -161,35 +204,48 @@ func describe(id fiat.Hash) string {
 	return "version " + id.Short()
 }
 
-// storeVersion stores v unless a version with its id is stored already:
-// the id is the hash of the content, so that one is the same.
-func storeVersion(ctx context.Context, tx writeTx, v *fiat.Version, now time.Time) error {
+// storeVersion stores v, as stored by the record at position, unless a
+// version with its id is stored already: the id is the hash of the
+// content, so that one is the same. Files are stored as content-addressed
+// blobs, which versions that share a file share.
+func storeVersion(ctx context.Context, tx writeTx, v *fiat.Version, position int64, now time.Time) (stored bool, err error) {
 	config, err := json.Marshal(v.Config)
 	if err != nil {
-		return err
+		return false, err
 	}
 	uses, err := json.Marshal(v.Uses)
 	if err != nil {
-		return err
+		return false, err
 	}
-	res, err := tx.ExecContext(ctx, insertVersion, v.ID, v.Service, string(config), string(uses), now.UnixNano())
+	res, err := tx.ExecContext(ctx, insertVersion, v.ID, v.Service, string(config), string(uses), now.UnixNano(), position)
 	if err != nil {
-		return err
+		return false, err
 	}
 	n, err := res.RowsAffected()
 	if err != nil || n == 0 { // n == 0: stored already, files and all
-		return err
+		return false, err
 	}
 	for _, f := range v.Files {
-		data := f.Data
-		if data == nil {
-			data = []byte{} // an empty file, which drivers would bind as NULL
+		blob, err := storeBlob(ctx, tx, f.Data)
+		if err != nil {
+			return false, err
 		}
-		if _, err := tx.ExecContext(ctx, insertFile, v.ID, f.Path, data); err != nil {
-			return fmt.Errorf("version %s, file %q: %w", v.ID, f.Path, err)
+		if _, err := tx.ExecContext(ctx, insertFile, v.ID, f.Path, blob); err != nil {
+			return false, fmt.Errorf("version %s, file %q: %w", v.ID, f.Path, err)
 		}
 	}
-	return nil
+	return true, nil
+}
+
+// storeBlob stores data under its SHA-256, in hex, unless it is there.
+func storeBlob(ctx context.Context, tx writeTx, data []byte) (string, error) {
+	sum := sha256.Sum256(data)
+	hash := hex.EncodeToString(sum[:])
+	if data == nil {
+		data = []byte{} // an empty file, which drivers would bind as NULL
+	}
+	_, err := tx.ExecContext(ctx, insertBlob, hash, data)
+	return hash, err
 }
 
 // querier is what both writeTx and *sql.Tx offer, so Apply and the read

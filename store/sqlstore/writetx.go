@@ -1,4 +1,4 @@
-package sqlite
+package sqlstore
 
 import (
 	"context"
@@ -8,10 +8,13 @@ import (
 // The queries every deploy runs. Preparing them took a third of a deploy's
 // CPU, so Open prepares them once, on the writer's one connection.
 const (
+	lastRecord    = `SELECT COALESCE(MAX(id), 0) FROM records`
 	insertRecord  = `INSERT INTO records (env, kind, at) VALUES ($1, $2, $3) RETURNING id`
-	insertVersion = `INSERT INTO versions (id, service, config, uses, created_at) VALUES ($1, $2, $3, $4, $5)
+	setChange     = `UPDATE records SET change = $1 WHERE id = $2`
+	insertVersion = `INSERT INTO versions (id, service, config, uses, created_at, record_id) VALUES ($1, $2, $3, $4, $5, $6)
 		ON CONFLICT (id) DO NOTHING`
-	insertFile    = `INSERT INTO version_files (version_id, path, data) VALUES ($1, $2, $3)`
+	insertBlob    = `INSERT INTO blobs (hash, data) VALUES ($1, $2) ON CONFLICT (hash) DO NOTHING`
+	insertFile    = `INSERT INTO version_files (version_id, path, blob) VALUES ($1, $2, $3)`
 	selectEnv     = `SELECT name FROM envs WHERE name = $1`
 	selectHeads   = `SELECT service, history_id, version, back_to FROM env_versions WHERE env = $1`
 	selectService = `SELECT service FROM versions WHERE id = $1`
@@ -22,7 +25,7 @@ const (
 
 func prepare(ctx context.Context, db *sql.DB) (map[string]*sql.Stmt, error) {
 	prepared := map[string]*sql.Stmt{}
-	for _, query := range []string{insertRecord, insertVersion, insertFile, selectEnv, selectHeads, selectService, insertHistory, setHead} {
+	for _, query := range []string{lastRecord, insertRecord, setChange, insertVersion, insertBlob, insertFile, selectEnv, selectHeads, selectService, insertHistory, setHead} {
 		stmt, err := db.PrepareContext(ctx, query)
 		if err != nil {
 			return nil, err
