@@ -52,6 +52,9 @@ type Store interface {
 	// with lower positions: a reader that has seen a position has seen
 	// every change before it.
 	Changes(ctx context.Context, after int64, limit int) ([]Record, error)
+	// AdminToken returns the admin token every node sharing the store
+	// accepts, storing create() as the token if there is none yet.
+	AdminToken(ctx context.Context, create func() string) (string, error)
 	// Wait returns once a change after position may have committed, or
 	// with ctx's error when ctx ends. It may return early: read Changes
 	// to know.

@@ -350,7 +350,8 @@ CREATE VIEW env_versions AS
 `),
 	// Records keep what their change did, and which versions it stored, so
 	// that every node serves the store's history; files move to
-	// content-addressed blobs, which versions that share a file share.
+	// content-addressed blobs, which versions that share a file share; the
+	// admin token is a setting every node sharing the store reads.
 	func(ctx context.Context, tx *sql.Tx) error {
 		_, err := tx.ExecContext(ctx, `
 ALTER TABLE records ADD COLUMN change TEXT; -- what the change did, as JSON
@@ -359,6 +360,10 @@ CREATE INDEX versions_by_record ON versions (record_id);
 CREATE TABLE blobs (
 	hash TEXT PRIMARY KEY, -- SHA-256 of data, in hex
 	data BLOB NOT NULL
+) STRICT;
+CREATE TABLE settings (
+	name  TEXT PRIMARY KEY,
+	value TEXT NOT NULL
 ) STRICT;
 CREATE TABLE files (
 	version_id TEXT NOT NULL REFERENCES versions (id),

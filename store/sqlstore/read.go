@@ -290,3 +290,19 @@ func (s *Store) Env(ctx context.Context, name string) (fiat.Env, error) {
 	}
 	return fiat.Env{Name: name, Services: versionsOf(heads)}, nil
 }
+
+// AdminToken returns the stored admin token, storing create() first if
+// there is none. Of several nodes storing one at once, the first wins and
+// every node returns its token.
+func (s *Store) AdminToken(ctx context.Context, create func() string) (string, error) {
+	var token string
+	err := s.cfg.Reader.QueryRowContext(ctx, `SELECT value FROM settings WHERE name = 'admin_token'`).Scan(&token)
+	if !errors.Is(err, sql.ErrNoRows) {
+		return token, err
+	}
+	if _, err := s.cfg.Writer.ExecContext(ctx, `INSERT INTO settings (name, value) VALUES ('admin_token', $1) ON CONFLICT (name) DO NOTHING`, create()); err != nil {
+		return "", err
+	}
+	err = s.cfg.Writer.QueryRowContext(ctx, `SELECT value FROM settings WHERE name = 'admin_token'`).Scan(&token)
+	return token, err
+}

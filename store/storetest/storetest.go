@@ -55,6 +55,7 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 		{"Changes", testChanges},
 		{"Wait", testWait},
 		{"FollowConcurrentWriters", testFollowConcurrentWriters},
+		{"AdminToken", testAdminToken},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -884,5 +885,31 @@ func testFollowConcurrentWriters(t *testing.T, s store.Store) {
 	})
 	if len(seen) != count || len(seen) != writers*changes {
 		t.Errorf("the follower saw %d changes, %d were written", len(seen), count)
+	}
+}
+
+// testAdminToken checks that the first token stored is the one every
+// caller gets, however many store one at once.
+func testAdminToken(t *testing.T, s store.Store) {
+	tokens := make([]string, 8)
+	var wg sync.WaitGroup
+	for i := range tokens {
+		wg.Go(func() {
+			token, err := s.AdminToken(t.Context(), func() string { return fmt.Sprint("token-", i) })
+			if err != nil {
+				t.Errorf("AdminToken: %v", err)
+			}
+			tokens[i] = token
+		})
+	}
+	wg.Wait()
+	for _, token := range tokens {
+		if token != tokens[0] || !strings.HasPrefix(token, "token-") {
+			t.Fatalf("AdminToken gave %q, want one token for all", tokens)
+		}
+	}
+	again, err := s.AdminToken(t.Context(), func() string { return "another" })
+	if err != nil || again != tokens[0] {
+		t.Errorf("AdminToken later = %q, %v; want %q", again, err, tokens[0])
 	}
 }
