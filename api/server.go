@@ -37,7 +37,7 @@ func NewServer(cfg ServerConfig) http.Handler {
 	s := &server{cfg}
 	mux := http.NewServeMux()
 	mux.Handle("GET /metrics", cfg.Metrics)
-	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) { fmt.Fprintln(w, "ok") })
+	mux.HandleFunc("GET /healthz", s.healthz)
 	mux.Handle("POST /v1/deploy", s.auth(s.deploy))
 	mux.Handle("GET /v1/envs", s.auth(s.envs))
 	mux.Handle("POST /v1/envs", s.auth(s.fork))
@@ -52,6 +52,17 @@ func NewServer(cfg ServerConfig) http.Handler {
 }
 
 type server struct{ cfg ServerConfig }
+
+// healthz says where the node is in the store's history: 200 when it
+// follows it, 503 while it cannot read it (it serves what it has).
+func (s *server) healthz(w http.ResponseWriter, r *http.Request) {
+	h := s.cfg.Deployer.Health()
+	w.Header().Set("Content-Type", "application/json")
+	if !h.CaughtUp {
+		w.WriteHeader(http.StatusServiceUnavailable)
+	}
+	json.NewEncoder(w).Encode(h)
+}
 
 // endpoint answers one API call with a value to encode as JSON or an error.
 type endpoint func(r *http.Request) (any, error)

@@ -38,10 +38,11 @@ type Deployer struct {
 	metrics   *metrics.Metrics
 	logger    *slog.Logger
 	addresses fiat.Addresses
-	// switching serializes a change's transaction and the router's switch
-	// to it, so the router applies changes in the order they commit. It is
-	// never held while a change is validated.
-	switching sync.Mutex
+	// follower applies every change to the router, this node's and other
+	// nodes' alike, in the order they commit.
+	follower  *follower
+	stop      context.CancelFunc
+	following sync.WaitGroup
 	// caching tracks programs being written to the cache after a deploy.
 	caching sync.WaitGroup
 	// latest is the program of each service's last validated version:
@@ -64,7 +65,8 @@ type Config struct {
 }
 
 // New returns a Deployer and the Router it switches, loaded with the
-// store's state. Versions start lazily, on their first request.
+// store's state and following its changes until Close. Versions start
+// lazily, on their first request.
 func New(ctx context.Context, cfg Config) (*Deployer, *router.Router, error) {
 	d := &Deployer{
 		store:     cfg.Store,
@@ -75,22 +77,27 @@ func New(ctx context.Context, cfg Config) (*Deployer, *router.Router, error) {
 	}
 	d.latest.programs = map[string]*script.Program{}
 	d.router = router.New(router.Config{Addresses: cfg.Addresses, Load: d.load, Metrics: cfg.Metrics, MaxBody: cfg.MaxBody})
-	if err := d.reload(ctx); err != nil {
-		return nil, nil, err
-	}
-	return d, d.router, nil
-}
-
-// reload makes the router serve what the store holds.
-func (d *Deployer) reload(ctx context.Context) error {
-	state, err := d.store.State(ctx)
+	state, err := cfg.Store.State(ctx)
 	if err != nil {
-		return err
+		return nil, nil, err
 	}
 	for _, v := range state.Versions {
 		d.router.AddVersion(v.ID, v.Service, nil)
 	}
-	return d.router.SetEnvs(state.Envs)
+	if err := d.router.SetEnvs(state.Envs); err != nil {
+		return nil, nil, err
+	}
+	d.follower = newFollower(cfg.Store, d.router, cfg.Metrics, cfg.Logger, state.Position)
+	cfg.Metrics.ChangeApplied(state.Position, 0)
+	following, stop := context.WithCancel(context.Background())
+	d.stop = stop
+	d.following.Go(func() { d.follower.run(following) })
+	return d, d.router, nil
+}
+
+// Health says whether the node follows the store's changes.
+func (d *Deployer) Health() Health {
+	return d.follower.health()
 }
 
 // load starts a version that is stored but not running: from its compiled
@@ -277,36 +284,34 @@ func asProblems(v *fiat.Version, err error) fiat.Problems {
 	return ps
 }
 
-// commit applies c and switches the router to it. The versions c stores
-// start with the handlers in ready, if any, else on their first request.
+// commit applies c, and returns once this node's router serves it. The
+// versions c stores start with the handlers in ready, if any, else on
+// their first request.
 func (d *Deployer) commit(ctx context.Context, c store.Change, ready map[fiat.Hash]*script.App) (store.Record, error) {
-	d.switching.Lock()
-	defer d.switching.Unlock()
+	handlers := map[fiat.Hash]http.Handler{}
+	for id, app := range ready {
+		handlers[id] = app
+	}
+	d.follower.start(handlers)
 	rec, err := d.store.Apply(ctx, c)
 	if err != nil {
+		d.follower.forget(handlers)
 		return store.Record{}, err
 	}
-	for _, v := range c.Versions {
-		var h http.Handler
-		if app := ready[v.ID]; app != nil {
-			h = app
-		}
-		d.router.AddVersion(v.ID, v.Service, h)
-	}
-	if c.Delete {
-		err = d.router.SetEnvs(nil, c.Env)
-	} else {
-		err = d.router.SetEnvs([]fiat.Env{rec.After})
-	}
-	if err != nil {
-		// The change is durable; what the router lacks is in the store.
-		d.logger.Error("the router refused a committed change: reloading the store's state", "env", c.Env, "record", rec.ID, "err", err)
-		if err := d.reload(ctx); err != nil {
-			return store.Record{}, fmt.Errorf("change %d to env %s is committed but not served yet: %w (restart fiat serve to serve it)", rec.ID, c.Env, err)
-		}
+	d.follower.offer(rec)
+	// The change is durable: wait for it to be served even if the client
+	// goes, but not forever if this node cannot read the store.
+	wait, cancel := context.WithTimeout(context.WithoutCancel(ctx), servedWithin)
+	defer cancel()
+	if err := d.follower.waitFor(wait, rec.ID); err != nil {
+		return store.Record{}, fmt.Errorf("change %d to env %s is committed, but this node does not serve it yet (%s): other nodes may; this one will once it reads the store again", rec.ID, c.Env, d.follower.health().Error)
 	}
 	return rec, nil
 }
+
+// servedWithin bounds how long a committed change waits for this node to
+// serve it: only a store that cannot be read takes more than moments.
+const servedWithin = 10 * time.Second
 
 // cachePrograms keeps the compiled programs of new versions on disk, so a
 // restart starts them without compiling. A failure only costs a compile later.
@@ -318,8 +323,11 @@ func (d *Deployer) cachePrograms(fresh []*fiat.Version, ready map[fiat.Hash]*scr
 	}
 }
 
-// Close waits for background work to finish.
+// Close stops following the store's changes and waits for background
+// work to finish.
 func (d *Deployer) Close() {
+	d.stop()
+	d.following.Wait()
 	d.caching.Wait()
 }
 

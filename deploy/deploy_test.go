@@ -58,18 +58,23 @@ type node struct {
 
 func newNode(t *testing.T) *node {
 	t.Helper()
-	data := t.TempDir()
-	db, err := sqlite.Open(filepath.Join(data, "fiat.db"))
+	db, err := sqlite.Open(filepath.Join(t.TempDir(), "fiat.db"))
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { db.Close() })
-	programs, err := script.OpenCache(filepath.Join(data, "programs.pack"))
+	return nodeOn(t, &faultyStore{Store: db})
+}
+
+// nodeOn starts a node on s, with a cache of its own, as another node
+// sharing one store does.
+func nodeOn(t *testing.T, s *faultyStore) *node {
+	t.Helper()
+	programs, err := script.OpenCache(filepath.Join(t.TempDir(), "programs.pack"))
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { programs.Close() })
-	s := &faultyStore{Store: db}
 	log := &strings.Builder{}
 	var logMu sync.Mutex
 	logger := slog.New(slog.NewTextHandler(writerFunc(func(p []byte) (int, error) {
@@ -217,7 +222,7 @@ func TestRouterRecoversFromARefusedSwitch(t *testing.T) {
 	}
 	n.deploy(t, fiat.Production, bundle(map[string]string{"api": "two"}))
 	n.wantServes(t, "api.localhost", "two")
-	if !strings.Contains(n.log.String(), "router refused a committed change") {
+	if !strings.Contains(n.log.String(), "the router refused a change") {
 		t.Errorf("the refused switch was not logged:\n%s", n.log)
 	}
 	if env, _ := n.router.Env(fiat.Production); len(env.Services) != 1 {
@@ -370,5 +375,55 @@ func TestRollbackMakesNoEnv(t *testing.T) {
 	}
 	if envs := n.router.Envs(); len(envs) != 1 {
 		t.Errorf("envs after a refused promote: %+v", envs)
+	}
+}
+
+// TestNodesServeEachOthersChanges runs two nodes on one store: each serves
+// the changes the other makes, in order, starting versions it never
+// validated from the store.
+func TestNodesServeEachOthersChanges(t *testing.T) {
+	a := newNode(t)
+	b := nodeOn(t, a.store)
+	served := func(n *node) {
+		t.Helper()
+		ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
+		defer cancel()
+		if err := n.d.follower.waitFor(ctx, a.d.follower.Position()); err != nil {
+			t.Fatalf("a node did not serve the other's change: %v", err)
+		}
+		if err := n.d.follower.waitFor(ctx, b.d.follower.Position()); err != nil {
+			t.Fatalf("a node did not serve the other's change: %v", err)
+		}
+	}
+	a.deploy(t, fiat.Production, bundle(map[string]string{"api": "one"}))
+	served(b)
+	b.wantServes(t, "api.localhost", "one")
+	b.deploy(t, fiat.Production, bundle(map[string]string{"api": "two"}))
+	served(a)
+	a.wantServes(t, "api.localhost", "two")
+	if _, err := a.d.Fork(t.Context(), "staging", fiat.Production); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := b.d.Rollback(t.Context(), fiat.Production, "api", ""); err != nil {
+		t.Fatal(err)
+	}
+	served(a)
+	served(b)
+	for _, n := range []*node{a, b} {
+		n.wantServes(t, "api.localhost", "one")
+		n.wantServes(t, "api--staging.localhost", "two")
+	}
+	if err := b.d.DeleteEnv(t.Context(), "staging"); err != nil {
+		t.Fatal(err)
+	}
+	served(a)
+	if code, _ := a.get("api--staging.localhost"); code != 404 {
+		t.Errorf("a deleted env answers %d on the other node, want 404", code)
+	}
+	if got, want := a.router.Envs(), b.router.Envs(); !reflect.DeepEqual(got, want) {
+		t.Errorf("the nodes serve %+v and %+v", got, want)
+	}
+	if h := a.d.Health(); !h.CaughtUp || h.Position != b.d.Health().Position {
+		t.Errorf("health %+v and %+v, want both caught up at one position", h, b.d.Health())
 	}
 }

@@ -20,6 +20,8 @@ type Metrics struct {
 	latency        *prometheus.HistogramVec
 	changes        *prometheus.CounterVec
 	changeDuration *prometheus.HistogramVec
+	position       prometheus.Gauge
+	propagation    prometheus.Histogram
 }
 
 // New registers fiat's metrics and the Go runtime's in a fresh registry.
@@ -49,7 +51,16 @@ func New() *Metrics {
 			Buckets: []float64{.0001, .00025, .0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 5, 30},
 		}, []string{"kind"}),
 	}
-	m.registry.MustRegister(m.requests, m.errors, m.latency, m.changes, m.changeDuration,
+	m.position = prometheus.NewGauge(prometheus.GaugeOpts{
+		Name: "fiat_change_position",
+		Help: "Position in the store's history of the last change this node serves.",
+	})
+	m.propagation = prometheus.NewHistogram(prometheus.HistogramOpts{
+		Name:    "fiat_change_propagation_seconds",
+		Help:    "Time from a change's commit, on any node, to this node serving it.",
+		Buckets: []float64{.0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 5, 30},
+	})
+	m.registry.MustRegister(m.requests, m.errors, m.latency, m.changes, m.changeDuration, m.position, m.propagation,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
 }
@@ -67,6 +78,15 @@ func (m *Metrics) Change(kind string, took time.Duration, err error) {
 	}
 	m.changes.WithLabelValues(kind, outcome).Inc()
 	m.changeDuration.WithLabelValues(kind).Observe(took.Seconds())
+}
+
+// ChangeApplied records that this node serves the change at position,
+// committed delay ago (0 for changes it loaded at start).
+func (m *Metrics) ChangeApplied(position int64, delay time.Duration) {
+	m.position.Set(float64(position))
+	if delay > 0 {
+		m.propagation.Observe(delay.Seconds())
+	}
 }
 
 // Version returns the metrics of one version, resolved once so that

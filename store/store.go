@@ -105,7 +105,8 @@ type Record struct {
 	At   time.Time `json:"at"`
 	// Switched lists each service whose version changed.
 	Switched []Switch `json:"switched"`
-	// After is Env's mapping once the change is applied (empty if deleted).
+	// After is Env's mapping once the change is applied: empty if it
+	// deleted Env, the zero Env if Env does not exist.
 	After fiat.Env `json:"after"`
 	// Deleted says the change deleted Env.
 	Deleted bool `json:"deleted,omitempty"`

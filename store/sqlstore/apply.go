@@ -164,6 +164,10 @@ func apply(ctx context.Context, tx writeTx, c store.Change, now time.Time) (stor
 		if _, err := tx.ExecContext(ctx, `INSERT INTO envs (name) VALUES ($1)`, c.Env); err != nil {
 			return rec, err
 		}
+		exists = true
+	}
+	if !exists {
+		return rec, nil // it only stored versions
 	}
 	rec.After = fiat.Env{Name: c.Env, Services: versionsOf(heads)}
 	for _, service := range slices.Sorted(maps.Keys(steps)) {

@@ -239,8 +239,11 @@ func testStoreOnly(t *testing.T, s store.Store) {
 	wantVersions(t, s, "api", []string{string(v2.ID), "", string(v1.ID), production})
 
 	// Storing for an env that does not exist does not make it.
-	apply(t, s, store.Change{Env: staging, Kind: "candidate", Versions: []*fiat.Version{newVersion("api", "3", nil)}})
+	rec = apply(t, s, store.Change{Env: staging, Kind: "candidate", Versions: []*fiat.Version{newVersion("api", "3", nil)}})
 	wantNoEnv(t, s, staging)
+	if rec.After.Name != "" {
+		t.Errorf("record after = %+v, want no env", rec.After)
+	}
 }
 
 // testCreateOnly makes an empty env.

@@ -1,0 +1,193 @@
+package deploy
+
+import (
+	"context"
+	"log/slog"
+	"net/http"
+	"sync"
+	"time"
+
+	"github.com/fiatdev/fiat"
+	"github.com/fiatdev/fiat/metrics"
+	"github.com/fiatdev/fiat/router"
+	"github.com/fiatdev/fiat/store"
+)
+
+// follower is the one writer of a node's router: it applies the store's
+// history of changes, in order, whichever node made them. A change this
+// node made is handed to it at once; every other change it reads from the
+// store when the store says there is one.
+type follower struct {
+	store   store.Store
+	router  *router.Router
+	metrics *metrics.Metrics
+	logger  *slog.Logger
+
+	mu sync.Mutex
+	// position is that of the last change applied.
+	position int64
+	// applied is closed, and replaced, whenever position moves.
+	applied chan struct{}
+	// err is why the last read of the history failed, nil once one works.
+	err error
+	// started are versions validated on this node, by id, to serve with
+	// the handlers that validation started once their change is applied.
+	started map[fiat.Hash]http.Handler
+}
+
+// batch is how many changes the follower reads at once.
+const batch = 256
+
+func newFollower(s store.Store, r *router.Router, m *metrics.Metrics, logger *slog.Logger, position int64) *follower {
+	return &follower{store: s, router: r, metrics: m, logger: logger, position: position, applied: make(chan struct{}), started: map[fiat.Hash]http.Handler{}}
+}
+
+// run follows the history until ctx ends. A failed read is retried with
+// backoff; meanwhile the router serves what it has.
+func (f *follower) run(ctx context.Context) {
+	backoff := time.Duration(0)
+	for ctx.Err() == nil {
+		f.mu.Lock()
+		position := f.position
+		f.mu.Unlock()
+		recs, err := f.store.Changes(ctx, position, batch)
+		f.mu.Lock()
+		if err != nil && ctx.Err() == nil && f.err == nil {
+			f.logger.Error("cannot read the store's changes: serving what this node has, and trying again", "position", position, "err", err)
+		}
+		f.err = err
+		for _, rec := range recs {
+			if rec.ID > f.position { // this node's own changes may be applied already
+				f.apply(rec)
+			}
+		}
+		f.mu.Unlock()
+		switch {
+		case err != nil:
+			backoff = min(max(2*backoff, 50*time.Millisecond), 5*time.Second)
+			sleep(ctx, backoff)
+		case len(recs) < batch:
+			backoff = 0
+			f.store.Wait(ctx, f.Position())
+		}
+	}
+}
+
+func sleep(ctx context.Context, d time.Duration) {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+	case <-ctx.Done():
+	}
+}
+
+// offer hands the follower a change this node committed. If it follows
+// the last change applied, it is applied now, without reading the store.
+func (f *follower) offer(rec store.Record) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if rec.Follows == f.position {
+		f.apply(rec)
+	}
+}
+
+// start remembers the handlers of versions validated on this node, for
+// when their change is applied; forget drops those of a change that failed.
+func (f *follower) start(ready map[fiat.Hash]http.Handler) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	for id, h := range ready {
+		f.started[id] = h
+	}
+}
+
+func (f *follower) forget(ready map[fiat.Hash]http.Handler) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	for id := range ready {
+		delete(f.started, id)
+	}
+}
+
+// apply makes the router serve rec. f.mu is held.
+func (f *follower) apply(rec store.Record) {
+	for _, v := range rec.Versions {
+		f.router.AddVersion(v.ID, v.Service, f.started[v.ID])
+		delete(f.started, v.ID)
+	}
+	var err error
+	switch {
+	case rec.Deleted:
+		err = f.router.SetEnvs(nil, rec.Env)
+	case rec.After.Name != "":
+		err = f.router.SetEnvs([]fiat.Env{rec.After})
+	}
+	if err != nil {
+		// Every version a change uses was stored by it or before it, so
+		// the router has it: this is a bug, and the store has the truth.
+		f.logger.Error("the router refused a change: reloading the store's state", "position", rec.ID, "env", rec.Env, "err", err)
+		if err := f.reload(); err != nil {
+			f.logger.Error("cannot reload the store's state: serving what this node has", "err", err)
+		}
+	}
+	f.position = rec.ID
+	close(f.applied)
+	f.applied = make(chan struct{})
+	f.metrics.ChangeApplied(rec.ID, time.Since(rec.At))
+}
+
+// reload makes the router serve the store's state. f.mu is held.
+func (f *follower) reload() error {
+	state, err := f.store.State(context.Background())
+	if err != nil {
+		return err
+	}
+	for _, v := range state.Versions {
+		f.router.AddVersion(v.ID, v.Service, f.started[v.ID])
+	}
+	return f.router.SetEnvs(state.Envs)
+}
+
+// waitFor returns once the change at position is applied, or when ctx ends.
+func (f *follower) waitFor(ctx context.Context, position int64) error {
+	for {
+		f.mu.Lock()
+		done, applied := f.position >= position, f.applied
+		f.mu.Unlock()
+		if done {
+			return nil
+		}
+		select {
+		case <-applied:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+}
+
+// Position is that of the last change the router serves.
+func (f *follower) Position() int64 {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.position
+}
+
+// Health says where the node is in the store's history.
+type Health struct {
+	Position int64 `json:"position"`
+	// CaughtUp is false while the node cannot read the store's history:
+	// it serves what it has, which may be behind.
+	CaughtUp bool   `json:"caught_up"`
+	Error    string `json:"error,omitempty"`
+}
+
+func (f *follower) health() Health {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	h := Health{Position: f.position, CaughtUp: f.err == nil}
+	if f.err != nil {
+		h.Error = f.err.Error()
+	}
+	return h
+}
