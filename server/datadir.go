@@ -1,6 +1,7 @@
 package server
 
 import (
+	"context"
 	"crypto/rand"
 	"encoding/hex"
 	"errors"
@@ -11,6 +12,8 @@ import (
 	"strings"
 
 	"github.com/google/renameio/v2/maybe"
+
+	"github.com/fiatdev/fiat/store"
 )
 
 // makePrivate makes the data dir and everything in it readable by this
@@ -51,31 +54,43 @@ func createPrivate(path string) error {
 	return f.Close()
 }
 
-// adminToken reads the admin token, creating it (readable only by its
-// owner) on first start. It is written to a temporary file and renamed into
-// place, so that a crash or a full disk leaves either no token or a whole
-// one, never a torn one that the CLI would then send (where renames are
-// atomic: not on Windows).
-func adminToken(path string) (token string, created bool, err error) {
+// adminToken returns the admin token that every node sharing st accepts,
+// and keeps it in the file at path for the CLI. The first node to start
+// stores a token: the one its file held, if it had one (a data dir from
+// before tokens lived in the store), else a new one. The file is rewritten
+// when it does not hold the store's token (written says so): to a
+// temporary file renamed into place, so that a crash or a full disk leaves
+// either the old file or a whole new one, never a torn one that the CLI
+// would then send (where renames are atomic: not on Windows).
+func adminToken(ctx context.Context, st store.Store, path string) (token string, written bool, err error) {
+	kept := ""
 	data, err := os.ReadFile(path)
-	if err == nil {
-		if token = strings.TrimSpace(string(data)); token == "" {
-			return "", false, fmt.Errorf("admin token file %s is empty: delete it and restart to create a new one", path)
-		}
-		return token, false, nil
-	}
-	if !errors.Is(err, fs.ErrNotExist) {
+	switch {
+	case err == nil:
+		kept = strings.TrimSpace(string(data))
+	case !errors.Is(err, fs.ErrNotExist):
 		return "", false, fmt.Errorf("cannot read admin token: %w", err)
 	}
-	raw := make([]byte, 32)
-	rand.Read(raw)
-	token = hex.EncodeToString(raw)
+	token, err = st.AdminToken(ctx, func() string {
+		if kept != "" {
+			return kept
+		}
+		raw := make([]byte, 32)
+		rand.Read(raw)
+		return hex.EncodeToString(raw)
+	})
+	if err != nil {
+		return "", false, fmt.Errorf("cannot read the admin token from the store: %w", err)
+	}
+	if token == kept {
+		return token, false, nil
+	}
 	err = maybe.WriteFile(path, []byte(token+"\n"), 0o600)
 	if err == nil {
 		err = syncDir(filepath.Dir(path))
 	}
 	if err != nil {
-		return "", false, fmt.Errorf("cannot create admin token: %w", err)
+		return "", false, fmt.Errorf("cannot write the admin token to %s: %w", path, err)
 	}
 	return token, true, nil
 }

@@ -153,3 +153,29 @@ func (b *logBuffer) String() string {
 	defer b.mu.Unlock()
 	return b.buf.String()
 }
+
+// TestTokenLivesInTheStore checks that the token a data dir's file held
+// before tokens lived in the store stays valid, and that the store's token
+// wins over a file that says otherwise.
+func TestTokenLivesInTheStore(t *testing.T) {
+	data := t.TempDir()
+	path := filepath.Join(data, server.TokenFile)
+	if err := os.WriteFile(path, []byte("kept-from-before\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	n := start(t, data)
+	if n.srv.Token != "kept-from-before" || n.srv.NewToken {
+		t.Fatalf("token %q (new: %v), want the one the file held", n.srv.Token, n.srv.NewToken)
+	}
+	n.stop()
+	if err := os.WriteFile(path, []byte("edited\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	n = start(t, data)
+	if n.srv.Token != "kept-from-before" || !n.srv.NewToken {
+		t.Fatalf("token %q (new: %v), want the store's, written again", n.srv.Token, n.srv.NewToken)
+	}
+	if data, _ := os.ReadFile(path); string(data) != "kept-from-before\n" {
+		t.Errorf("the token file holds %q, want the store's token", data)
+	}
+}

@@ -121,9 +121,6 @@ func Start(ctx context.Context, cfg Config) (_ *Server, err error) {
 	if err := makePrivate(cfg.Data); err != nil {
 		return nil, err
 	}
-	if s.Token, s.NewToken, err = adminToken(s.TokenPath); err != nil {
-		return nil, err
-	}
 	dbPath, packPath := filepath.Join(cfg.Data, "fiat.db"), filepath.Join(cfg.Data, "programs.pack")
 	if err := errors.Join(createPrivate(dbPath), createPrivate(packPath)); err != nil {
 		return nil, err
@@ -133,6 +130,9 @@ func Start(ctx context.Context, cfg Config) (_ *Server, err error) {
 		return nil, err
 	}
 	s.closers = append(s.closers, db.Close)
+	if s.Token, s.NewToken, err = adminToken(ctx, db, s.TokenPath); err != nil {
+		return nil, err
+	}
 	programs, err := script.OpenCache(packPath)
 	if err != nil {
 		return nil, err
