@@ -26,6 +26,9 @@ var (
 	// replaced under the running server: a change written there would be
 	// lost.
 	ErrStoreGone = errors.New("the store's file was deleted or replaced")
+	// ErrUnavailable is a change or read that could not reach the store's
+	// database server; it may work once the server is back.
+	ErrUnavailable = errors.New("the store is unreachable")
 )
 
 // Store is fiat's durable state.

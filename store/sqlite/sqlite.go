@@ -55,7 +55,7 @@ type DB struct {
 	committed chan struct{}
 	// changes tells Wait of commits in this process, the only one that
 	// writes to the file while it serves (a data dir has one server).
-	changes changeSignal
+	changes *sqlstore.Signal
 	// closing stops checkpointWhenIdle, which closes checkpointerDone
 	// when it returns.
 	closing          chan struct{}
@@ -141,10 +141,10 @@ func Open(path string) (*DB, error) {
 		reader:           reader,
 		checkpointer:     checkpointer,
 		committed:        make(chan struct{}, 1),
+		changes:          sqlstore.NewSignal(),
 		closing:          make(chan struct{}),
 		checkpointerDone: make(chan struct{}),
 	}
-	db.changes.init()
 	db.Store, err = sqlstore.New(context.Background(), sqlstore.Config{
 		Writer:    writer,
 		Reader:    reader,
@@ -167,45 +167,12 @@ func (db *DB) afterCommit(position int64) {
 	case db.committed <- struct{}{}:
 	default: // checkpointWhenIdle has a wake-up pending already
 	}
-	db.changes.committed(position)
+	db.changes.Committed(position)
 }
 
 // Wait returns once this process commits a change after position.
 func (db *DB) Wait(ctx context.Context, after int64) error {
-	return db.changes.wait(ctx, after)
-}
-
-// changeSignal tells waiters of the last position committed.
-type changeSignal struct {
-	mu   sync.Mutex
-	last int64
-	// next is closed at the next commit.
-	next chan struct{}
-}
-
-func (c *changeSignal) init() { c.next = make(chan struct{}) }
-
-func (c *changeSignal) committed(position int64) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.last = max(c.last, position)
-	close(c.next)
-	c.next = make(chan struct{})
-}
-
-func (c *changeSignal) wait(ctx context.Context, after int64) error {
-	c.mu.Lock()
-	last, next := c.last, c.next
-	c.mu.Unlock()
-	if last > after {
-		return nil
-	}
-	select {
-	case <-next:
-		return nil
-	case <-ctx.Done():
-		return ctx.Err()
-	}
+	return db.changes.Wait(ctx, after)
 }
 
 // openDB opens a pool of connections to the file at path, each keeping the

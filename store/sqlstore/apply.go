@@ -17,7 +17,8 @@ import (
 )
 
 // Apply writes c in one transaction and commits it.
-func (s *Store) Apply(ctx context.Context, c store.Change) (store.Record, error) {
+func (s *Store) Apply(ctx context.Context, c store.Change) (_ store.Record, err error) {
+	defer s.classify(&err)
 	if err := check(c); err != nil {
 		return store.Record{}, err
 	}

@@ -16,7 +16,8 @@ import (
 // one snapshot: never an env pointing at a version they have not read.
 
 // State returns every env and every version, newest first.
-func (s *Store) State(ctx context.Context) (store.State, error) {
+func (s *Store) State(ctx context.Context) (_ store.State, err error) {
+	defer s.classify(&err)
 	tx, err := s.cfg.Reader.BeginTx(ctx, s.cfg.ReadTx)
 	if err != nil {
 		return store.State{}, err
@@ -41,7 +42,8 @@ func (s *Store) State(ctx context.Context) (store.State, error) {
 // written before records kept what their change did (schema version 1) are
 // left out: no reader starts before them, since State's position is after
 // them.
-func (s *Store) Changes(ctx context.Context, after int64, limit int) ([]store.Record, error) {
+func (s *Store) Changes(ctx context.Context, after int64, limit int) (_ []store.Record, err error) {
+	defer s.classify(&err)
 	tx, err := s.cfg.Reader.BeginTx(ctx, s.cfg.ReadTx)
 	if err != nil {
 		return nil, err
@@ -172,11 +174,12 @@ func fromNanos(n int64) time.Time {
 
 // Version returns one version with its files. It needs no transaction:
 // versions never change, and their files are committed with them.
-func (s *Store) Version(ctx context.Context, id fiat.Hash) (*fiat.Version, error) {
+func (s *Store) Version(ctx context.Context, id fiat.Hash) (_ *fiat.Version, err error) {
+	defer s.classify(&err)
 	v := &fiat.Version{ID: id}
 	var config, uses []byte
 	var created int64
-	err := s.cfg.Reader.QueryRowContext(ctx, `SELECT service, config, uses, created_at FROM versions WHERE id = $1`, id).
+	err = s.cfg.Reader.QueryRowContext(ctx, `SELECT service, config, uses, created_at FROM versions WHERE id = $1`, id).
 		Scan(&v.Service, &config, &uses, &created)
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, fmt.Errorf("version %s: %w", id, store.ErrNotFound)
@@ -207,7 +210,8 @@ func (s *Store) Version(ctx context.Context, id fiat.Hash) (*fiat.Version, error
 }
 
 // Resolve finds the one version of service whose id starts with prefix.
-func (s *Store) Resolve(ctx context.Context, service, prefix string) (fiat.Hash, error) {
+func (s *Store) Resolve(ctx context.Context, service, prefix string) (_ fiat.Hash, err error) {
+	defer s.classify(&err)
 	if err := fiat.CheckHashPrefix(prefix); err != nil {
 		return "", err
 	}
@@ -243,7 +247,8 @@ func (s *Store) Resolve(ctx context.Context, service, prefix string) (fiat.Hash,
 
 // Versions lists the versions of service, newest first, each with the envs
 // it is in now.
-func (s *Store) Versions(ctx context.Context, service string) ([]store.VersionInfo, error) {
+func (s *Store) Versions(ctx context.Context, service string) (_ []store.VersionInfo, err error) {
+	defer s.classify(&err)
 	tx, err := s.cfg.Reader.BeginTx(ctx, s.cfg.ReadTx)
 	if err != nil {
 		return nil, err
@@ -275,7 +280,8 @@ func (s *Store) Versions(ctx context.Context, service string) ([]store.VersionIn
 }
 
 // Env returns one env's mapping.
-func (s *Store) Env(ctx context.Context, name string) (fiat.Env, error) {
+func (s *Store) Env(ctx context.Context, name string) (_ fiat.Env, err error) {
+	defer s.classify(&err)
 	tx, err := s.cfg.Reader.BeginTx(ctx, s.cfg.ReadTx)
 	if err != nil {
 		return fiat.Env{}, err
@@ -294,9 +300,10 @@ func (s *Store) Env(ctx context.Context, name string) (fiat.Env, error) {
 // AdminToken returns the stored admin token, storing create() first if
 // there is none. Of several nodes storing one at once, the first wins and
 // every node returns its token.
-func (s *Store) AdminToken(ctx context.Context, create func() string) (string, error) {
+func (s *Store) AdminToken(ctx context.Context, create func() string) (_ string, err error) {
+	defer s.classify(&err)
 	var token string
-	err := s.cfg.Reader.QueryRowContext(ctx, `SELECT value FROM settings WHERE name = 'admin_token'`).Scan(&token)
+	err = s.cfg.Reader.QueryRowContext(ctx, `SELECT value FROM settings WHERE name = 'admin_token'`).Scan(&token)
 	if !errors.Is(err, sql.ErrNoRows) {
 		return token, err
 	}

@@ -11,6 +11,8 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+
+	"github.com/fiatdev/fiat/store"
 )
 
 // Config is what a database adds to the shared store.
@@ -31,6 +33,9 @@ type Config struct {
 	Notify func(ctx context.Context, tx *sql.Tx, position int64) error
 	// Committed, if set, runs once a change has committed.
 	Committed func(position int64)
+	// Unreachable, if set, tells the errors of a database server that
+	// could not be reached, which are returned as store.ErrUnavailable.
+	Unreachable func(error) bool
 }
 
 // Store is a store.Store but for Wait and Close, which each database
@@ -57,6 +62,13 @@ func (s *Store) Close() error {
 		errs = append(errs, stmt.Close())
 	}
 	return errors.Join(errs...)
+}
+
+// classify marks *err as store.ErrUnavailable if it is one.
+func (s *Store) classify(err *error) {
+	if *err != nil && s.cfg.Unreachable != nil && s.cfg.Unreachable(*err) {
+		*err = fmt.Errorf("%w: %w", store.ErrUnavailable, *err)
+	}
 }
 
 // A Migration takes the schema one version further, in the transaction it

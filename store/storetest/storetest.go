@@ -71,6 +71,97 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 	}
 }
 
+// RunNodes runs the part of the suite about several nodes sharing one
+// store. open returns, for one subtest, several handles on one new, empty
+// store, as separate nodes would open it; RunNodes closes them.
+func RunNodes(t *testing.T, open func(t *testing.T) []store.Store) {
+	tests := []struct {
+		name string
+		test func(t *testing.T, nodes []store.Store)
+	}{
+		{"FollowConcurrentWriters", followConcurrentWriters},
+		{"WaitHearsOtherNodes", testWaitHearsOtherNodes},
+		{"ConflictAcrossNodes", testConflictAcrossNodes},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			nodes := open(t)
+			t.Cleanup(func() {
+				for _, s := range nodes {
+					if err := s.Close(); err != nil {
+						t.Errorf("Close: %v", err)
+					}
+				}
+			})
+			tt.test(t, nodes)
+		})
+	}
+}
+
+// testWaitHearsOtherNodes checks that a node waiting for changes hears of
+// one another node commits, soon enough not to be polling for it.
+func testWaitHearsOtherNodes(t *testing.T, nodes []store.Store) {
+	a, b := nodes[0], nodes[1]
+	first := deploy(t, a, production, newVersion("api", "1", nil))
+	for i := range 3 {
+		woke := make(chan error, 1)
+		go func() { woke <- b.Wait(t.Context(), first.ID+int64(i)) }()
+		time.Sleep(20 * time.Millisecond)
+		rec := deploy(t, a, production, newVersion("api", fmt.Sprint(i+2), nil))
+		select {
+		case err := <-woke:
+			if err != nil {
+				t.Fatalf("Wait: %v", err)
+			}
+		case <-time.After(time.Second):
+			t.Fatalf("Wait on one node did not return within a second of change %d on another", rec.ID)
+		}
+		recs, err := b.Changes(t.Context(), rec.ID-1, 10)
+		if err != nil || len(recs) != 1 || recs[0].ID != rec.ID {
+			t.Fatalf("after Wait, Changes(%d) = %+v, %v; want change %d", rec.ID-1, recs, err, rec.ID)
+		}
+	}
+}
+
+// testConflictAcrossNodes has two nodes change one env at once, each
+// decided on what it held before: exactly one wins, the other is refused
+// saying what changed under it, and the env holds the winner's version.
+func testConflictAcrossNodes(t *testing.T, nodes []store.Store) {
+	base := newVersion("api", "base", nil)
+	deploy(t, nodes[0], production, base)
+	for round := range 10 {
+		current := state(t, nodes[0]).Envs[0].Services["api"]
+		results := make([]error, 2)
+		versions := make([]*fiat.Version, 2)
+		var wg sync.WaitGroup
+		for i := range 2 {
+			versions[i] = newVersion("api", fmt.Sprint(round, "-", i), nil)
+			wg.Go(func() {
+				_, results[i] = nodes[i].Apply(t.Context(), store.Change{Env: production, Kind: "deploy",
+					Versions: []*fiat.Version{versions[i]}, Set: map[string]fiat.Hash{"api": versions[i].ID},
+					Expect: map[string]fiat.Hash{"api": current}})
+			})
+		}
+		wg.Wait()
+		won := -1
+		for i, err := range results {
+			switch {
+			case err == nil && won == -1:
+				won = i
+			case err == nil:
+				t.Fatalf("round %d: both changes decided on version %s were applied", round, current.Short())
+			case !errors.Is(err, store.ErrConflict) || !strings.Contains(err.Error(), "is now at"):
+				t.Fatalf("round %d: the losing change failed with %v, want a conflict saying what the env holds now", round, err)
+			}
+		}
+		if won == -1 {
+			t.Fatalf("round %d: both changes were refused: %v", round, results)
+		}
+		wantEnv(t, nodes[1], production, map[string]fiat.Hash{"api": versions[won].ID})
+	}
+}
+
 const (
 	production = fiat.Production
 	staging    = "staging"
@@ -834,6 +925,13 @@ func testWait(t *testing.T, s store.Store) {
 // apply changes: positions are in commit order, so a follower that reads
 // after its last position sees every change exactly once.
 func testFollowConcurrentWriters(t *testing.T, s store.Store) {
+	followConcurrentWriters(t, []store.Store{s})
+}
+
+// followConcurrentWriters has writers apply changes through every node at
+// once while a follower reads the history from the first.
+func followConcurrentWriters(t *testing.T, nodes []store.Store) {
+	s := nodes[0]
 	const writers, changes = 4, 25
 	var written sync.Map // position -> true
 	var wg sync.WaitGroup
@@ -841,7 +939,8 @@ func testFollowConcurrentWriters(t *testing.T, s store.Store) {
 		wg.Go(func() {
 			for i := range changes {
 				v := newVersion(fmt.Sprintf("svc%d", w), fmt.Sprint(i), nil)
-				rec, err := s.Apply(t.Context(), store.Change{Env: production, Kind: "deploy", Versions: []*fiat.Version{v}, Set: map[string]fiat.Hash{v.Service: v.ID}})
+				node := nodes[(w+i)%len(nodes)]
+				rec, err := node.Apply(t.Context(), store.Change{Env: production, Kind: "deploy", Versions: []*fiat.Version{v}, Set: map[string]fiat.Hash{v.Service: v.ID}})
 				if err != nil {
 					t.Errorf("Apply: %v", err)
 					return
