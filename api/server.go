@@ -121,7 +121,7 @@ func ErrorOf(err error) *Error {
 		return &Error{Status: http.StatusNotFound, Message: err.Error()}
 	case errors.Is(err, store.ErrNoPrevious), errors.Is(err, store.ErrEnvExists), errors.Is(err, store.ErrConflict):
 		return &Error{Status: http.StatusConflict, Message: err.Error()}
-	case errors.Is(err, store.ErrStoreGone):
+	case errors.Is(err, store.ErrStoreGone), errors.Is(err, store.ErrUnavailable):
 		return &Error{Status: http.StatusServiceUnavailable, Message: err.Error()}
 	case errors.Is(err, context.Canceled):
 		return &Error{Status: 499, Message: "request canceled"}

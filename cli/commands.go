@@ -7,6 +7,7 @@ import (
 	"io"
 	"log/slog"
 	"maps"
+	"os"
 	"slices"
 	"strings"
 	"text/tabwriter"
@@ -52,6 +53,7 @@ func (c *cli) serveCmd() *cobra.Command {
 				Addresses:   "http://SERVICE." + cfg.Domain + ":" + s.Addresses.Port,
 				Router:      s.Public.String(),
 				Admin:       "http://" + s.Admin.String(),
+				Store:       s.Store,
 				TokenPath:   s.TokenPath,
 				NewToken:    s.NewToken,
 				MemoryLimit: limit,
@@ -78,7 +80,8 @@ func (c *cli) serveCmd() *cobra.Command {
 	f := cmd.Flags()
 	f.StringVar(&cfg.Listen, "listen", cfg.Listen, "address of the public router")
 	f.StringVar(&cfg.Admin, "admin", cfg.Admin, "address of the admin API")
-	f.StringVar(&cfg.Data, "data", cfg.Data, "directory holding fiat's state (SQLite)")
+	f.StringVar(&cfg.Data, "data", cfg.Data, "this node's directory: the state (unless --store), the admin token's copy, compiled programs")
+	f.StringVar(&cfg.Store, "store", os.Getenv("FIAT_STORE"), "PostgreSQL URL of the state several nodes share, postgres://user:password@host:port/database (default $FIAT_STORE, else SQLite in the data dir)")
 	f.StringVar(&cfg.Domain, "domain", cfg.Domain, "domain of every public address")
 	f.Int64Var(&cfg.MaxBundle, "max-bundle", cfg.MaxBundle, "largest project a deploy accepts, in bytes")
 	f.Int64Var(&cfg.MaxBody, "max-body", cfg.MaxBody, "largest request body a service may read, in bytes")
@@ -96,6 +99,9 @@ type serving struct {
 	Addresses string `json:"addresses"`
 	Router    string `json:"router"`
 	Admin     string `json:"admin"`
+	// Store is where the state is: a file, or a PostgreSQL URL without
+	// its password.
+	Store     string `json:"store"`
 	TokenPath string `json:"token_path"`
 	// NewToken is true when this start created the admin token.
 	NewToken    bool        `json:"new_token"`
@@ -110,7 +116,8 @@ func (s serving) print(w io.Writer) {
 	if s.NewToken {
 		verb = "created the admin token in"
 	}
-	fmt.Fprintf(w, "%s %s: give it to the CLI with `fiat login %s` (or FIAT_TOKEN_FILE=%s)\n", verb, s.TokenPath, s.Admin, s.TokenPath)
+	fmt.Fprintf(w, "state in %s\n", s.Store)
+	fmt.Fprintf(w, "%s %s (every node sharing the store takes the same token): give it to the CLI with `fiat login %s` (or FIAT_TOKEN_FILE=%s)\n", verb, s.TokenPath, s.Admin, s.TokenPath)
 	fmt.Fprintf(w, "%s: --memory-limit or GOMEMLIMIT change it\n", s.MemoryLimit)
 	if s.Deploy != nil {
 		printResult(w, *s.Deploy)

@@ -65,8 +65,9 @@ type Config struct {
 }
 
 // New returns a Deployer and the Router it switches, loaded with the
-// store's state and following its changes until Close. Versions start
-// lazily, on their first request.
+// store's state and following its changes until Close. The versions
+// stored before New start lazily, on their first request; those of later
+// changes, before the change is served.
 func New(ctx context.Context, cfg Config) (*Deployer, *router.Router, error) {
 	d := &Deployer{
 		store:     cfg.Store,
@@ -87,7 +88,7 @@ func New(ctx context.Context, cfg Config) (*Deployer, *router.Router, error) {
 	if err := d.router.SetEnvs(state.Envs); err != nil {
 		return nil, nil, err
 	}
-	d.follower = newFollower(cfg.Store, d.router, cfg.Metrics, cfg.Logger, state.Position)
+	d.follower = newFollower(cfg.Store, d.router, cfg.Metrics, cfg.Logger, state.Position, d.load)
 	cfg.Metrics.ChangeApplied(state.Position, 0)
 	following, stop := context.WithCancel(context.Background())
 	d.stop = stop

@@ -30,16 +30,21 @@ type follower struct {
 	applied chan struct{}
 	// err is why the last read of the history failed, nil once one works.
 	err error
+	// behind is true while the last read of the history did not reach
+	// its end.
+	behind bool
 	// started are versions validated on this node, by id, to serve with
 	// the handlers that validation started once their change is applied.
 	started map[fiat.Hash]http.Handler
+	// load starts a version another node stored.
+	load func(ctx context.Context, id fiat.Hash) (http.Handler, error)
 }
 
 // batch is how many changes the follower reads at once.
 const batch = 256
 
-func newFollower(s store.Store, r *router.Router, m *metrics.Metrics, logger *slog.Logger, position int64) *follower {
-	return &follower{store: s, router: r, metrics: m, logger: logger, position: position, applied: make(chan struct{}), started: map[fiat.Hash]http.Handler{}}
+func newFollower(s store.Store, r *router.Router, m *metrics.Metrics, logger *slog.Logger, position int64, load func(context.Context, fiat.Hash) (http.Handler, error)) *follower {
+	return &follower{store: s, router: r, metrics: m, logger: logger, position: position, applied: make(chan struct{}), started: map[fiat.Hash]http.Handler{}, load: load}
 }
 
 // run follows the history until ctx ends. A failed read is retried with
@@ -51,14 +56,16 @@ func (f *follower) run(ctx context.Context) {
 		position := f.position
 		f.mu.Unlock()
 		recs, err := f.store.Changes(ctx, position, batch)
+		prepared := f.prepare(ctx, recs)
 		f.mu.Lock()
 		if err != nil && ctx.Err() == nil && f.err == nil {
 			f.logger.Error("cannot read the store's changes: serving what this node has, and trying again", "position", position, "err", err)
 		}
 		f.err = err
+		f.behind = len(recs) == batch
 		for _, rec := range recs {
 			if rec.ID > f.position { // this node's own changes may be applied already
-				f.apply(rec)
+				f.apply(rec, prepared)
 			}
 		}
 		f.mu.Unlock()
@@ -82,13 +89,48 @@ func sleep(ctx context.Context, d time.Duration) {
 	}
 }
 
+// prepare starts the versions that recs point envs at and that this node
+// has not started, so that no request waits for one to start, or fails to
+// if the store is unreachable by then. A version that fails to start here
+// starts on its first request instead.
+func (f *follower) prepare(ctx context.Context, recs []store.Record) map[fiat.Hash]http.Handler {
+	prepared := map[fiat.Hash]http.Handler{}
+	for _, rec := range recs {
+		for _, v := range rec.Versions {
+			f.mu.Lock()
+			_, started := f.started[v.ID]
+			f.mu.Unlock()
+			if started || !serves(rec.After, v.ID) {
+				continue
+			}
+			h, err := f.load(ctx, v.ID)
+			if err != nil {
+				f.logger.Warn("cannot start a version another node deployed: it will start on its first request", "version", v.ID.Short(), "service", v.Service, "err", err)
+				continue
+			}
+			prepared[v.ID] = h
+		}
+	}
+	return prepared
+}
+
+// serves reports whether env points a service at version id.
+func serves(env fiat.Env, id fiat.Hash) bool {
+	for _, at := range env.Services {
+		if at == id {
+			return true
+		}
+	}
+	return false
+}
+
 // offer hands the follower a change this node committed. If it follows
 // the last change applied, it is applied now, without reading the store.
 func (f *follower) offer(rec store.Record) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	if rec.Follows == f.position {
-		f.apply(rec)
+		f.apply(rec, nil)
 	}
 }
 
@@ -110,10 +152,15 @@ func (f *follower) forget(ready map[fiat.Hash]http.Handler) {
 	}
 }
 
-// apply makes the router serve rec. f.mu is held.
-func (f *follower) apply(rec store.Record) {
+// apply makes the router serve rec, starting its versions with the
+// handlers started on this node, or else prepared. f.mu is held.
+func (f *follower) apply(rec store.Record, prepared map[fiat.Hash]http.Handler) {
 	for _, v := range rec.Versions {
-		f.router.AddVersion(v.ID, v.Service, f.started[v.ID])
+		h, ok := f.started[v.ID]
+		if !ok {
+			h = prepared[v.ID]
+		}
+		f.router.AddVersion(v.ID, v.Service, h)
 		delete(f.started, v.ID)
 	}
 	var err error
@@ -176,8 +223,9 @@ func (f *follower) Position() int64 {
 // Health says where the node is in the store's history.
 type Health struct {
 	Position int64 `json:"position"`
-	// CaughtUp is false while the node cannot read the store's history:
-	// it serves what it has, which may be behind.
+	// CaughtUp is false while the node cannot read the store's history,
+	// or has not read it to its end: it serves what it has, which may be
+	// behind.
 	CaughtUp bool   `json:"caught_up"`
 	Error    string `json:"error,omitempty"`
 }
@@ -185,7 +233,7 @@ type Health struct {
 func (f *follower) health() Health {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	h := Health{Position: f.position, CaughtUp: f.err == nil}
+	h := Health{Position: f.position, CaughtUp: f.err == nil && !f.behind}
 	if f.err != nil {
 		h.Error = f.err.Error()
 	}

@@ -16,6 +16,7 @@ import (
 	"github.com/fiatdev/fiat"
 	"github.com/fiatdev/fiat/api"
 	"github.com/fiatdev/fiat/cli"
+	"github.com/fiatdev/fiat/internal/pgtest"
 )
 
 // TestMain lets the test binary act as the fiat command, run with the
@@ -33,7 +34,7 @@ func TestMain(m *testing.M) {
 		}
 		os.Exit(cli.Main(strings.Fields(args), os.Stdout, os.Stderr))
 	}
-	os.Exit(m.Run())
+	pgtest.Main(m)
 }
 
 // fiatProcess starts the test binary as `fiat args...`.

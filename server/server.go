@@ -21,7 +21,6 @@ import (
 	"github.com/fiatdev/fiat/deploy"
 	"github.com/fiatdev/fiat/metrics"
 	"github.com/fiatdev/fiat/script"
-	"github.com/fiatdev/fiat/store/sqlite"
 )
 
 // Config is how a node is set up; `fiat serve` flags fill it in.
@@ -30,8 +29,12 @@ type Config struct {
 	Listen string
 	// Admin is the admin API's address.
 	Admin string
-	// Data is the directory holding the state.
+	// Data is the node's own directory: the SQLite store unless Store is
+	// set, the admin token's file and the cache of compiled programs.
 	Data string
+	// Store, if set, is the URL of the PostgreSQL database the node keeps
+	// its state in, which other nodes may share.
+	Store string
 	// Domain ends every public address.
 	Domain string
 	// MaxBundle is the largest project a deploy accepts, in bytes.
@@ -81,6 +84,9 @@ type Server struct {
 	Addresses fiat.Addresses
 	// Public and Admin are the addresses the two listeners are bound to.
 	Public, Admin net.Addr
+	// Store says where the state is: the SQLite file, or the PostgreSQL
+	// URL without its password.
+	Store string
 	// TokenPath is where the admin token is kept; NewToken says whether
 	// this start created it.
 	TokenPath string
@@ -121,13 +127,17 @@ func Start(ctx context.Context, cfg Config) (_ *Server, err error) {
 	if err := makePrivate(cfg.Data); err != nil {
 		return nil, err
 	}
-	dbPath, packPath := filepath.Join(cfg.Data, "fiat.db"), filepath.Join(cfg.Data, "programs.pack")
-	if err := errors.Join(createPrivate(dbPath), createPrivate(packPath)); err != nil {
+	packPath := filepath.Join(cfg.Data, "programs.pack")
+	if err := createPrivate(packPath); err != nil {
 		return nil, err
 	}
-	db, err := sqlite.Open(dbPath)
+	db, err := openStore(ctx, cfg)
 	if err != nil {
 		return nil, err
+	}
+	s.Store = filepath.Join(cfg.Data, StoreFile)
+	if cfg.Store != "" {
+		s.Store = Redact(cfg.Store)
 	}
 	s.closers = append(s.closers, db.Close)
 	if s.Token, s.NewToken, err = adminToken(ctx, db, s.TokenPath); err != nil {

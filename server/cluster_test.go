@@ -1,0 +1,358 @@
+package server_test
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"math/rand/v2"
+	"net/http"
+	"net/url"
+	"os/exec"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"testing"
+
+	"github.com/fiatdev/fiat"
+	"github.com/fiatdev/fiat/api"
+	"github.com/fiatdev/fiat/deploy"
+	"github.com/fiatdev/fiat/internal/pgtest"
+	"github.com/fiatdev/fiat/project"
+	"github.com/fiatdev/fiat/store/postgres"
+)
+
+// cluster is nodes sharing one PostgreSQL database.
+type cluster struct {
+	t     *testing.T
+	store string
+	nodes []*node
+}
+
+func startCluster(t *testing.T, storeURL string, size int) *cluster {
+	t.Helper()
+	c := &cluster{t: t, store: storeURL}
+	for range size {
+		c.nodes = append(c.nodes, c.startNode(t.TempDir()))
+	}
+	return c
+}
+
+func (c *cluster) startNode(data string) *node {
+	c.t.Helper()
+	cfg := testConfig(data)
+	cfg.Store = c.store
+	return startConfig(c.t, cfg)
+}
+
+// versions tracks the body each version answers, known before it is
+// deployed, since clients may be served it the moment it switches.
+type versions struct {
+	sync.Mutex
+	bodyOf map[string]string // short hash → body
+}
+
+func (vs *versions) bundle(t *testing.T, dir, body string) project.Bundle {
+	t.Helper()
+	b := mustLoad(t, writeProject(t, dir, "app", body))
+	built, problems := project.Versions(b)
+	if len(problems) > 0 {
+		t.Fatal(problems)
+	}
+	vs.Lock()
+	vs.bodyOf[built[0].ID.Short()] = body
+	vs.Unlock()
+	return b
+}
+
+// check reports what is wrong with a response, if anything: every
+// request to a known env must be answered 200 by a version deployed, with
+// that version's body.
+func (vs *versions) check(resp *http.Response, err error) error {
+	if err != nil {
+		return err
+	}
+	body, err := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if err != nil {
+		return err
+	}
+	version := resp.Header.Get("Fiat-Version")
+	vs.Lock()
+	want, known := vs.bodyOf[version]
+	vs.Unlock()
+	if resp.StatusCode != http.StatusOK || !known || string(body) != want {
+		return fmt.Errorf("%d %q from version %q (known %v, which answers %q)", resp.StatusCode, body, version, known, want)
+	}
+	return nil
+}
+
+// load requests production's app from every node until stop is closed,
+// and returns how many requests were served; it fails t at the first
+// request that is not served as it should be.
+func (c *cluster) load(vs *versions, stop chan struct{}) func() int64 {
+	var served atomic.Int64
+	var wg sync.WaitGroup
+	for _, n := range c.nodes {
+		url := n.srv.Addresses.Service("app", fiat.Production)
+		wg.Go(func() {
+			for {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				if err := vs.check(n.public.Get(url)); err != nil {
+					c.t.Errorf("node %s: %v", n.srv.Admin, err)
+					return
+				}
+				served.Add(1)
+			}
+		})
+	}
+	return func() int64 { wg.Wait(); return served.Load() }
+}
+
+// converged waits until every node has applied the store's last change,
+// and then checks that each serves exactly the store's envs.
+func (c *cluster) converged() {
+	c.t.Helper()
+	db, err := postgres.Open(c.t.Context(), c.store)
+	if err != nil {
+		c.t.Fatal(err)
+	}
+	defer db.Close()
+	state, err := db.State(c.t.Context())
+	if err != nil {
+		c.t.Fatal(err)
+	}
+	envs, last := state.Envs, state.Position
+	for _, n := range c.nodes {
+		waitFor(c.t, fmt.Sprintf("node %s to apply change %d", n.srv.Admin, last), func() bool {
+			h := n.srv.Deployer.Health()
+			return h.CaughtUp && h.Position >= last
+		})
+		if got := n.srv.Deployer.Envs(); !sameEnvs(got, envs) {
+			c.t.Errorf("node %s serves envs %v, the store has %v", n.srv.Admin, got, envs)
+		}
+		for _, env := range envs {
+			for service, id := range env.Services {
+				_, _, header := n.get(n.srv.Addresses.Service(service, env.Name))
+				if got := header.Get("Fiat-Version"); got != id.Short() {
+					c.t.Errorf("node %s serves %s in %s at %q, the store has %s", n.srv.Admin, service, env.Name, got, id.Short())
+				}
+			}
+		}
+	}
+}
+
+func sameEnvs(a, b []fiat.Env) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	byName := map[string]fiat.Env{}
+	for _, e := range a {
+		byName[e.Name] = e
+	}
+	for _, e := range b {
+		other, ok := byName[e.Name]
+		if !ok || len(other.Services) != len(e.Services) {
+			return false
+		}
+		for service, id := range e.Services {
+			if other.Services[service] != id {
+				return false
+			}
+		}
+	}
+	return true
+}
+
+// TestClusterConverges makes deploys, rollbacks, forks, promotions and
+// deletions on random nodes of three, from several clients at once, while
+// every node serves production under load: no request fails, every change
+// is either applied or refused saying why, and every node ends up serving
+// the store's state.
+func TestClusterConverges(t *testing.T) {
+	c := startCluster(t, pgtest.Database(t), 3)
+	vs := &versions{bodyOf: map[string]string{}}
+	if _, err := c.nodes[0].admin.Deploy(t.Context(), fiat.Production, vs.bundle(t, t.TempDir(), "first")); err != nil {
+		t.Fatal(err)
+	}
+	c.converged()
+	stop := make(chan struct{})
+	served := c.load(vs, stop)
+	var applied atomic.Int64
+	var changers sync.WaitGroup
+	for w := range 3 {
+		dir := t.TempDir()
+		changers.Go(func() {
+			for i := range 15 {
+				n := c.nodes[rand.IntN(len(c.nodes))]
+				var err error
+				switch op := rand.IntN(10); {
+				case op < 5:
+					_, err = n.admin.Deploy(t.Context(), fiat.Production, vs.bundle(t, dir, fmt.Sprintf("writer %d, deploy %d", w, i)))
+				case op < 7:
+					_, err = n.admin.Rollback(t.Context(), fiat.Production, "app", "")
+				case op < 8:
+					_, err = n.admin.Fork(t.Context(), "staging", fiat.Production)
+				case op < 9:
+					_, err = n.admin.Promote(t.Context(), "staging", fiat.Production)
+				default:
+					err = n.admin.DeleteEnv(t.Context(), "staging")
+				}
+				if err == nil {
+					applied.Add(1)
+					continue
+				}
+				// Refusals that say what is in the way are part of the game.
+				var apiErr *api.Error
+				if !errors.As(err, &apiErr) || (apiErr.Status != http.StatusConflict && apiErr.Status != http.StatusNotFound) {
+					t.Errorf("writer %d, change %d on node %s: %v", w, i, n.srv.Admin, err)
+				}
+			}
+		})
+	}
+	changers.Wait()
+	close(stop)
+	if n := served(); n < 100 {
+		t.Errorf("only %d requests served during the changes", n)
+	}
+	if applied.Load() < 10 {
+		t.Errorf("only %d of 45 changes were applied", applied.Load())
+	}
+	c.converged()
+}
+
+// health asks a node's admin API whether it is caught up.
+func health(t *testing.T, admin string) (int, deploy.Health) {
+	t.Helper()
+	resp, err := http.Get(admin + "/healthz")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var h deploy.Health
+	if err := json.NewDecoder(resp.Body).Decode(&h); err != nil {
+		t.Fatalf("/healthz: %v", err)
+	}
+	return resp.StatusCode, h
+}
+
+// TestKilledNodeCatchesUp kills one node's process with SIGKILL, makes
+// changes on another, and restarts it: once it serves, it says it is
+// caught up at the store's position and serves every change it missed.
+func TestKilledNodeCatchesUp(t *testing.T) {
+	storeURL := pgtest.Database(t)
+	c := startCluster(t, storeURL, 1)
+	a := c.nodes[0]
+	vs := &versions{bodyOf: map[string]string{}}
+	dir := t.TempDir()
+	data := t.TempDir()
+	startB := func() (*exec.Cmd, served) {
+		cmd, stdout := fiatProcess(t, "serve", "--listen", "127.0.0.1:0", "--admin", "127.0.0.1:0", "--json", "--data", data, "--store", storeURL)
+		var s served
+		if err := json.NewDecoder(stdout).Decode(&s); err != nil {
+			t.Fatalf("fiat serve --json did not print a JSON value: %v", err)
+		}
+		return cmd, s
+	}
+	getApp := func(b served, env string) (string, string) {
+		req, _ := http.NewRequest("GET", "http://"+b.Router+"/", nil)
+		u, _ := url.Parse(fiat.Addresses{Domain: "localhost"}.Service("app", env))
+		req.Host = u.Host
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		body, _ := io.ReadAll(resp.Body)
+		return resp.Header.Get("Fiat-Version"), string(body)
+	}
+
+	if _, err := a.admin.Deploy(t.Context(), fiat.Production, vs.bundle(t, dir, "before the kill")); err != nil {
+		t.Fatal(err)
+	}
+	cmd, b := startB()
+	if _, body := getApp(b, fiat.Production); body != "before the kill" {
+		t.Fatalf("node b serves %q, want the version deployed before it started", body)
+	}
+	cmd.Process.Signal(syscall.SIGKILL)
+	cmd.Wait()
+
+	var last deploy.Result
+	for i := range 3 {
+		res, err := a.admin.Deploy(t.Context(), fiat.Production, vs.bundle(t, dir, fmt.Sprint("while b was down ", i)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		last = res
+	}
+	if _, err := a.admin.Fork(t.Context(), "staging", fiat.Production); err != nil {
+		t.Fatal(err)
+	}
+
+	_, b = startB()
+	code, h := health(t, b.Admin)
+	if want := a.srv.Deployer.Health().Position; code != http.StatusOK || !h.CaughtUp || h.Position != want {
+		t.Errorf("restarted node b: /healthz %d %+v, want 200, caught up at position %d", code, h, want)
+	}
+	for _, env := range []string{fiat.Production, "staging"} {
+		if version, body := getApp(b, env); version != last.Services[0].Version.Short() || body != "while b was down 2" {
+			t.Errorf("restarted node b serves app in %s at %s (%q), want %s, deployed while it was down", env, version, body, last.Services[0].Version.Short())
+		}
+	}
+}
+
+// TestPostgresRestartUnderCluster kills the PostgreSQL server under two
+// nodes serving under load: they go on serving what they have, changes
+// fail at once saying the store is unreachable, /healthz says the nodes
+// are not caught up; once the server is back, changes work again on every
+// node, with no node restarted, and no request failed throughout.
+func TestPostgresRestartUnderCluster(t *testing.T) {
+	pg := pgtest.Start(t)
+	c := startCluster(t, pgtest.DatabaseOn(t, pg.URL), 2)
+	vs := &versions{bodyOf: map[string]string{}}
+	dir := t.TempDir()
+	if _, err := c.nodes[0].admin.Deploy(t.Context(), fiat.Production, vs.bundle(t, dir, "before")); err != nil {
+		t.Fatal(err)
+	}
+	c.converged()
+	stop := make(chan struct{})
+	served := c.load(vs, stop)
+
+	if err := pg.Kill(); err != nil {
+		t.Fatal(err)
+	}
+	_, err := c.nodes[1].admin.Deploy(t.Context(), fiat.Production, vs.bundle(t, dir, "refused"))
+	var apiErr *api.Error
+	if !errors.As(err, &apiErr) || apiErr.Status != http.StatusServiceUnavailable || !strings.Contains(apiErr.Message, "the store is unreachable: ") {
+		t.Errorf("deploy with PostgreSQL down: %v, want 503, the store is unreachable", err)
+	}
+	for _, n := range c.nodes {
+		waitFor(t, "/healthz to say the node cannot follow the store", func() bool {
+			code, h := health(t, "http://"+n.srv.Admin.String())
+			return code == http.StatusServiceUnavailable && !h.CaughtUp && h.Error != ""
+		})
+	}
+
+	if err := pg.StartAgain(); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "a deploy to work again", func() bool {
+		_, err := c.nodes[1].admin.Deploy(t.Context(), fiat.Production, vs.bundle(t, dir, "after"))
+		return err == nil
+	})
+	c.converged()
+	for _, n := range c.nodes {
+		if code, h := health(t, "http://"+n.srv.Admin.String()); code != http.StatusOK || !h.CaughtUp {
+			t.Errorf("node %s once PostgreSQL is back: /healthz %d %+v", n.srv.Admin, code, h)
+		}
+	}
+	close(stop)
+	if n := served(); n < 50 {
+		t.Errorf("only %d requests were served while PostgreSQL restarted", n)
+	}
+}
