@@ -8,6 +8,7 @@ import (
 
 	"github.com/fiatdev/fiat/bench"
 	"github.com/fiatdev/fiat/cli"
+	"github.com/fiatdev/fiat/internal/pgtest"
 )
 
 // TestMain lets the test binary act as the fiat command, which the bench
@@ -16,7 +17,7 @@ func TestMain(m *testing.M) {
 	if os.Getenv("FIAT_BENCH_TEST_IS_FIAT") != "" {
 		os.Exit(cli.Main(os.Args[1:], os.Stdout, os.Stderr))
 	}
-	os.Exit(m.Run())
+	pgtest.Main(m)
 }
 
 // TestRun runs a small bench end to end, so that `fiat bench` keeps
@@ -51,4 +52,52 @@ func TestRun(t *testing.T) {
 		t.Errorf("after restart: %d versions woken (%+v), %d bytes each, restart %.1f ms; want %d woken, bytes and time measured",
 			rep.IdleVersions, rep.Wake, rep.IdleVersionBytes, rep.RestartMS, deploys)
 	}
+}
+
+// TestCluster runs a small cluster bench end to end, so that `fiat bench
+// --store` keeps working: every deploy is timed, and so is its arrival on
+// every other node.
+func TestCluster(t *testing.T) {
+	t.Setenv("FIAT_BENCH_TEST_IS_FIAT", "1")
+	const deploys = 6
+	rep, err := bench.Cluster(t.Context(), bench.ClusterOptions{
+		Dir:      t.TempDir(),
+		Fiat:     os.Args[0],
+		Store:    pgtest.Database(t),
+		Nodes:    3,
+		Deploys:  deploys,
+		Progress: io.Discard,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rep.Deploy.N != deploys || rep.Deploy.P50 <= 0 || rep.PropagationFromRequest.N != deploys ||
+		rep.PropagationFromRequest.P50 < rep.PropagationFromAnswer.P50 || rep.PropagationFromRequest.P50 <= 0 {
+		t.Errorf("cluster report %+v: want %d deploys timed, and each reaching every node after its request", rep, deploys)
+	}
+}
+
+// BenchmarkCluster measures deploys on three nodes sharing one PostgreSQL
+// (started for the benchmark), and how soon every node serves each:
+//
+//	go test ./bench -run '^$' -bench Cluster -benchtime 500x
+func BenchmarkCluster(b *testing.B) {
+	b.Setenv("FIAT_BENCH_TEST_IS_FIAT", "1")
+	rep, err := bench.Cluster(b.Context(), bench.ClusterOptions{
+		Dir:      b.TempDir(),
+		Fiat:     os.Args[0],
+		Store:    pgtest.Database(b),
+		Nodes:    3,
+		Deploys:  b.N,
+		Progress: io.Discard,
+	})
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.ReportMetric(rep.Deploy.P50, "deploy-p50-ms")
+	b.ReportMetric(rep.Deploy.P99, "deploy-p99-ms")
+	b.ReportMetric(rep.PropagationFromAnswer.P50, "propagation-from-answer-p50-ms")
+	b.ReportMetric(rep.PropagationFromAnswer.P99, "propagation-from-answer-p99-ms")
+	b.ReportMetric(rep.PropagationFromRequest.P99, "propagation-from-request-p99-ms")
+	b.ReportMetric(0, "ns/op")
 }

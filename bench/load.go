@@ -28,33 +28,11 @@ import (
 // same run. It returns the server's own time of each deploy, the CLI's
 // whole run, and the commits.
 func deploys(ctx context.Context, opts Options, dir, data string) (server, cli, commit Distribution, err error) {
-	serve := exec.CommandContext(ctx, opts.Fiat, "serve", "--json", "--listen", "127.0.0.1:0", "--admin", "127.0.0.1:0", "--data", data)
-	var log bytes.Buffer
-	serve.Stderr = &log
-	stdout, err := serve.StdoutPipe()
+	serve, err := startServe(ctx, opts.Fiat, "--data", data)
 	if err != nil {
 		return server, cli, commit, err
 	}
-	if err := serve.Start(); err != nil {
-		return server, cli, commit, err
-	}
-	defer func() {
-		serve.Process.Signal(syscall.SIGTERM)
-		serve.Wait()
-	}()
-	var serving struct {
-		Admin     string `json:"admin"`
-		TokenPath string `json:"token_path"`
-	}
-	if err := json.NewDecoder(stdout).Decode(&serving); err != nil {
-		serve.Process.Kill()
-		serve.Wait()
-		return server, cli, commit, fmt.Errorf("fiat serve did not start: %v\n%s", err, log.Bytes())
-	}
-	token, err := os.ReadFile(serving.TokenPath)
-	if err != nil {
-		return server, cli, commit, err
-	}
+	defer serve.stop()
 	db, err := sqlite.Open(filepath.Join(opts.Dir, "commits.db"))
 	if err != nil {
 		return server, cli, commit, err
@@ -66,7 +44,7 @@ func deploys(ctx context.Context, opts Options, dir, data string) (server, cli, 
 			return server, cli, commit, err
 		}
 		cmd := exec.CommandContext(ctx, opts.Fiat, "deploy", dir, "--json")
-		cmd.Env = append(os.Environ(), "FIAT_SERVER="+serving.Admin, "FIAT_TOKEN="+strings.TrimSpace(string(token)))
+		cmd.Env = append(os.Environ(), "FIAT_SERVER="+serve.Admin, "FIAT_TOKEN="+serve.Token)
 		began := time.Now()
 		out, err := cmd.Output()
 		took := time.Since(began)
@@ -86,6 +64,52 @@ func deploys(ctx context.Context, opts Options, dir, data string) (server, cli, 
 		commits = append(commits, millis(time.Since(began)))
 	}
 	return distribution(deploys), distribution(whole), distribution(commits), nil
+}
+
+// serveProcess is `fiat serve` running as a process of its own.
+type serveProcess struct {
+	cmd *exec.Cmd
+	// Admin is the admin API's URL, Router the public router's address.
+	Admin, Router string
+	Token         string
+	log           bytes.Buffer
+}
+
+// startServe starts `fiat serve` on free ports with args added, and
+// returns once it serves.
+func startServe(ctx context.Context, fiatBinary string, args ...string) (*serveProcess, error) {
+	p := &serveProcess{cmd: exec.CommandContext(ctx, fiatBinary, append([]string{"serve", "--json", "--listen", "127.0.0.1:0", "--admin", "127.0.0.1:0"}, args...)...)}
+	p.cmd.Stderr = &p.log
+	stdout, err := p.cmd.StdoutPipe()
+	if err != nil {
+		return nil, err
+	}
+	if err := p.cmd.Start(); err != nil {
+		return nil, err
+	}
+	var serving struct {
+		Admin     string `json:"admin"`
+		Router    string `json:"router"`
+		TokenPath string `json:"token_path"`
+	}
+	if err := json.NewDecoder(stdout).Decode(&serving); err != nil {
+		p.cmd.Process.Kill()
+		p.cmd.Wait()
+		return nil, fmt.Errorf("fiat serve did not start: %v\n%s", err, p.log.Bytes())
+	}
+	token, err := os.ReadFile(serving.TokenPath)
+	if err != nil {
+		p.stop()
+		return nil, err
+	}
+	p.Admin, p.Router, p.Token = serving.Admin, serving.Router, strings.TrimSpace(string(token))
+	return p, nil
+}
+
+// stop stops the server as Ctrl-C does.
+func (p *serveProcess) stop() {
+	p.cmd.Process.Signal(syscall.SIGTERM)
+	p.cmd.Wait()
 }
 
 func millis(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }

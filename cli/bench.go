@@ -13,13 +13,17 @@ import (
 
 func (c *cli) benchCmd() *cobra.Command {
 	opts := bench.Options{Deploys: 1000, Duration: 5 * time.Second, Concurrency: 16}
+	var storeURL string
+	nodes := 3
 	cmd := &cobra.Command{
 		Use:   "bench",
 		Short: "Measure deploy time, request throughput and latency, and idle memory on this machine",
 		Long: "bench measures what fiat promises, in a scratch directory: `fiat deploy` run again and again against " +
 			"`fiat serve` in a process of its own, each deploy changing a module of a ~50-line script service, next to one " +
 			"durable commit of the store on the same disk; then a restart on the data those deploys left, the memory of " +
-			"an idle version, and a script handler through the router next to a plain Go net/http handler under the same load.",
+			"an idle version, and a script handler through the router next to a plain Go net/http handler under the same load.\n\n" +
+			"With --store, bench measures nodes instead: --nodes `fiat serve` processes share that PostgreSQL database, and " +
+			"each deploy, made on each node in turn, is timed, and so is how soon every other node serves it.",
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			fiatBinary, err := os.Executable()
@@ -31,6 +35,16 @@ func (c *cli) benchCmd() *cobra.Command {
 				return err
 			}
 			defer os.RemoveAll(scratch)
+			if storeURL != "" {
+				rep, err := bench.Cluster(cmd.Context(), bench.ClusterOptions{
+					Dir: scratch, Fiat: fiatBinary, Store: storeURL, Nodes: nodes, Deploys: opts.Deploys, Progress: c.stderr,
+				})
+				if err != nil {
+					return err
+				}
+				c.print(rep, func(w io.Writer) { printClusterReport(w, rep) })
+				return nil
+			}
 			run := opts
 			run.Dir, run.Fiat, run.Progress = scratch, fiatBinary, c.stderr
 			rep, err := bench.Run(cmd.Context(), run)
@@ -46,6 +60,8 @@ func (c *cli) benchCmd() *cobra.Command {
 	f.DurationVar(&opts.Duration, "duration", opts.Duration, "length of each request load")
 	f.IntVar(&opts.Concurrency, "concurrency", opts.Concurrency, "concurrent clients of each request load")
 	f.StringVar(&opts.Dir, "dir", "", "where to make the scratch directory (default: the system's temp dir)")
+	f.StringVar(&storeURL, "store", "", "measure --nodes nodes sharing this PostgreSQL database (postgres://…; use an empty one) instead of one node")
+	f.IntVar(&nodes, "nodes", nodes, "how many nodes share --store")
 	return cmd
 }
 
@@ -75,4 +91,20 @@ func printReport(w io.Writer, r bench.Report) {
 		r.ScriptRoute.RequestsPerS/r.PlainHandler.RequestsPerS, r.ScriptRoute.Latency.P99/r.PlainHandler.Latency.P99)
 	fmt.Fprintf(w, "idle version: %.1f KB each (%d versions started, then idle)\n", float64(r.IdleVersionBytes)/1024, r.IdleVersions)
 	fmt.Fprintf(w, "restart with %d versions: serving after %.1f ms\n", r.IdleVersions, r.RestartMS)
+}
+
+func printClusterReport(w io.Writer, r bench.ClusterReport) {
+	fmt.Fprintf(w, "cores: %d, nodes: %d\n\n", r.Cores, r.Nodes)
+	fmt.Fprintf(w, "| measure | n | p50 | p99 | max |\n|---|---|---|---|---|\n")
+	for _, d := range []struct {
+		name string
+		d    bench.Distribution
+	}{
+		{"deploy, server side (ms)", r.Deploy},
+		{"every other node serves it, from the deploy's answer (ms)", r.PropagationFromAnswer},
+		{"every other node serves it, from the deploy's request (ms)", r.PropagationFromRequest},
+	} {
+		fmt.Fprintf(w, "| %s | %d | %.2f | %.2f | %.2f |\n", d.name, d.d.N, d.d.P50, d.d.P99, d.d.Max)
+	}
+	fmt.Fprintf(w, "\nA deploy commits between its request and its answer: the time from its commit until every node serves it lies between the two.\n")
 }

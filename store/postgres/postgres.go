@@ -2,12 +2,11 @@
 // database, through pgx.
 //
 // Changes and reads are store/sqlstore's, shared with SQLite. What is
-// PostgreSQL's own: writers take one advisory lock per change, so that
-// positions (records' identity values) are in commit order, which a
-// sequence alone does not give; the history is followed with
-// LISTEN/NOTIFY, and read by position, so a lost notification or a lost
-// connection costs a read, never a change; errors of a server that cannot
-// be reached are store.ErrUnavailable.
+// PostgreSQL's own: the history is followed with LISTEN/NOTIFY, and read
+// by position, so a lost notification or a lost connection costs a read,
+// never a change; migrations take an advisory lock, so nodes starting at
+// once migrate one after the other; errors of a server that cannot be
+// reached are store.ErrUnavailable.
 package postgres
 
 import (
@@ -51,9 +50,7 @@ const (
 	// channel is where every change's commit is announced, with its
 	// position.
 	channel = "fiat_changes"
-	// changeLock and migrationLock are advisory lock keys: every change
-	// holds the first until it commits, every migration the second.
-	changeLock    int64 = 0x6669617400000001
+	// migrationLock is the advisory lock every migration holds.
 	migrationLock int64 = 0x6669617400000002
 	// connectTimeout bounds a connection attempt when the URL does not
 	// say (connect_timeout), so that a change to an unreachable server
@@ -106,8 +103,6 @@ func Open(ctx context.Context, url string) (*DB, error) {
 		Reader: reader,
 		// Reads that take several queries see one snapshot.
 		ReadTx:      &sql.TxOptions{Isolation: sql.LevelRepeatableRead, ReadOnly: true},
-		Begin:       lock(changeLock),
-		Notify:      notify,
 		Committed:   db.changes.Committed,
 		Unreachable: unreachable,
 	})
@@ -138,13 +133,6 @@ func lock(key int64) func(ctx context.Context, tx *sql.Tx) error {
 		_, err := tx.ExecContext(ctx, `SELECT pg_advisory_xact_lock($1)`, key)
 		return err
 	}
-}
-
-// notify announces position to every listener when its transaction
-// commits, and not if it does not.
-func notify(ctx context.Context, tx *sql.Tx, position int64) error {
-	_, err := tx.ExecContext(ctx, `SELECT pg_notify($1, $2)`, channel, strconv.FormatInt(position, 10))
-	return err
 }
 
 // Wait returns once a change after position has been announced, or a
@@ -244,9 +232,19 @@ func (db *DB) Close() error {
 // (names, hashes, paths) collates bytewise, as in SQLite.
 var migrations = []sqlstore.Migration{
 	sqlstore.SQL(`
+-- The last position taken. A change takes the next by updating the one
+-- row, which it then holds locked until it commits: changes are
+-- serialized, and positions are in commit order, with no gaps, which a
+-- sequence alone would not give (a reader that saw 12 could miss 11
+-- committing later).
+CREATE TABLE positions (
+	last BIGINT NOT NULL
+);
+INSERT INTO positions (last) VALUES (0);
+
 -- One row per change; its id is the change's position in the history.
 CREATE TABLE records (
-	id     BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+	id     BIGINT PRIMARY KEY,
 	env    TEXT COLLATE "C" NOT NULL,
 	kind   TEXT NOT NULL,
 	at     BIGINT NOT NULL, -- unix nanoseconds, as every time here
@@ -311,5 +309,16 @@ CREATE TABLE settings (
 	name  TEXT COLLATE "C" PRIMARY KEY,
 	value TEXT NOT NULL
 );
+
+-- Every change is announced to the nodes that listen when it commits,
+-- with its position, and not if it does not.
+CREATE FUNCTION announce_change() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+	PERFORM pg_notify('` + channel + `', NEW.id::text);
+	RETURN NULL;
+END
+$$;
+CREATE TRIGGER announce_change AFTER INSERT ON records
+	FOR EACH ROW EXECUTE FUNCTION announce_change();
 `),
 }

@@ -376,4 +376,12 @@ CREATE TABLE files (
 		_, err = tx.ExecContext(ctx, `DROP TABLE version_files; ALTER TABLE files RENAME TO version_files;`)
 		return err
 	},
+	// A change takes its position from this one row, which serializes
+	// changes in PostgreSQL; records' ids are given, not chosen by SQLite.
+	sqlstore.SQL(`
+CREATE TABLE positions (
+	last INTEGER NOT NULL
+) STRICT;
+INSERT INTO positions (last) SELECT COALESCE(MAX(id), 0) FROM records;
+`),
 }

@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"maps"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/fiatdev/fiat"
@@ -32,23 +33,10 @@ func (s *Store) Apply(ctx context.Context, c store.Change) (_ store.Record, err 
 		return store.Record{}, err
 	}
 	defer tx.Rollback()
-	if s.cfg.Begin != nil {
-		if err := s.cfg.Begin(ctx, tx); err != nil {
-			return store.Record{}, err
-		}
-	}
 	w := writeTx{tx, s.prepared}
 	rec, err := apply(ctx, w, c, time.Now().UTC())
 	if err != nil {
 		return store.Record{}, err
-	}
-	if err := saveRecord(ctx, w, rec); err != nil {
-		return store.Record{}, err
-	}
-	if s.cfg.Notify != nil {
-		if err := s.cfg.Notify(ctx, tx, rec.ID); err != nil {
-			return store.Record{}, err
-		}
 	}
 	if err := tx.Commit(); err != nil {
 		return store.Record{}, err
@@ -67,12 +55,12 @@ type recordJSON struct {
 	Deleted  bool           `json:"deleted,omitempty"`
 }
 
-func saveRecord(ctx context.Context, tx writeTx, rec store.Record) error {
-	data, err := json.Marshal(recordJSON{Switched: rec.Switched, After: rec.After, Deleted: rec.Deleted})
+func insertRecord(ctx context.Context, tx writeTx, rec store.Record) error {
+	change, err := json.Marshal(recordJSON{Switched: rec.Switched, After: rec.After, Deleted: rec.Deleted})
 	if err != nil {
 		return err
 	}
-	_, err = tx.ExecContext(ctx, setChange, string(data), rec.ID)
+	_, err = tx.ExecContext(ctx, insertRecordSQL, rec.ID, rec.Env, rec.Kind, rec.At.UnixNano(), string(change))
 	return err
 }
 
@@ -123,23 +111,12 @@ type head struct {
 
 func apply(ctx context.Context, tx writeTx, c store.Change, now time.Time) (store.Record, error) {
 	rec := store.Record{Env: c.Env, Kind: c.Kind, At: now, Switched: []store.Switch{}}
-	// Writers are serialized, so the last record is the change committed
-	// just before this one.
-	if err := tx.QueryRowContext(ctx, lastRecord).Scan(&rec.Follows); err != nil {
+	// Taking the next position locks its row until commit: writers are
+	// serialized, and positions are in commit order, with no gaps.
+	if err := tx.QueryRowContext(ctx, nextPosition).Scan(&rec.ID); err != nil {
 		return rec, err
 	}
-	if err := tx.QueryRowContext(ctx, insertRecord, c.Env, c.Kind, now.UnixNano()).Scan(&rec.ID); err != nil {
-		return rec, err
-	}
-	for _, v := range c.Versions {
-		stored, err := storeVersion(ctx, tx, v, rec.ID, now)
-		if err != nil {
-			return rec, err
-		}
-		if stored {
-			rec.Versions = append(rec.Versions, store.VersionInfo{ID: v.ID, Service: v.Service, Config: v.Config, Created: now, Envs: []string{}})
-		}
-	}
+	rec.Follows = rec.ID - 1
 	exists, heads, err := loadEnv(ctx, tx, c.Env)
 	if err != nil {
 		return rec, err
@@ -147,45 +124,60 @@ func apply(ctx context.Context, tx writeTx, c store.Change, now time.Time) (stor
 	if err := expect(c, heads); err != nil {
 		return rec, err
 	}
+	var steps map[string]step
 	switch {
 	case c.Create && exists:
 		return rec, fmt.Errorf("env %q: %w", c.Env, store.ErrEnvExists)
 	case c.Existing && !exists:
 		return rec, fmt.Errorf("env %q does not exist (`fiat env list` shows those that do): %w", c.Env, store.ErrNotFound)
 	case c.Delete:
+		if !exists {
+			return rec, fmt.Errorf("env %q: %w", c.Env, store.ErrNotFound)
+		}
 		rec.After = fiat.Env{Name: c.Env, Services: map[string]fiat.Hash{}}
 		rec.Deleted = true
-		return rec, deleteEnv(ctx, tx, c.Env, exists)
+	default:
+		if steps, err = plan(ctx, tx, c, heads); err != nil {
+			return rec, err
+		}
+		if exists || c.Create || len(steps) > 0 {
+			rec.After = fiat.Env{Name: c.Env, Services: versionsOf(heads)}
+			for _, service := range slices.Sorted(maps.Keys(steps)) {
+				if from, to := heads[service].version, steps[service].version; from != to {
+					rec.Switched = append(rec.Switched, store.Switch{Service: service, From: from, To: to})
+					rec.After.Services[service] = to
+				}
+			}
+		}
 	}
-	steps, err := plan(ctx, tx, c, heads)
+	if err := insertRecord(ctx, tx, rec); err != nil {
+		return rec, err
+	}
+	stored, err := storeVersions(ctx, tx, c.Versions, rec.ID, now)
 	if err != nil {
 		return rec, err
 	}
-	if !exists && (c.Create || len(steps) > 0) {
+	for _, v := range stored {
+		rec.Versions = append(rec.Versions, store.VersionInfo{ID: v.ID, Service: v.Service, Config: v.Config, Created: now, Envs: []string{}})
+	}
+	switch {
+	case rec.Deleted:
+		return rec, deleteEnv(ctx, tx, c.Env)
+	case rec.After.Name == "":
+		return rec, nil // it only stored versions
+	case !exists:
 		if _, err := tx.ExecContext(ctx, `INSERT INTO envs (name) VALUES ($1)`, c.Env); err != nil {
 			return rec, err
 		}
-		exists = true
 	}
-	if !exists {
-		return rec, nil // it only stored versions
-	}
-	rec.After = fiat.Env{Name: c.Env, Services: versionsOf(heads)}
-	for _, service := range slices.Sorted(maps.Keys(steps)) {
-		s := steps[service]
-		from := heads[service].version
-		if s.version == from {
-			continue
-		}
+	for _, sw := range rec.Switched {
 		var historyID int64
-		if err := tx.QueryRowContext(ctx, insertHistory, rec.ID, service, s.version, s.backTo).Scan(&historyID); err != nil {
+		if err := tx.QueryRowContext(ctx, insertHistory, rec.ID, sw.Service, sw.To, steps[sw.Service].backTo).Scan(&historyID); err != nil {
 			return rec, err
 		}
-		if _, err := tx.ExecContext(ctx, setHead, c.Env, service, historyID); err != nil {
+		if _, err := tx.ExecContext(ctx, setHead, c.Env, sw.Service, historyID); err != nil {
 			return rec, err
 		}
-		rec.Switched = append(rec.Switched, store.Switch{Service: service, From: from, To: s.version})
-		rec.After.Services[service] = s.version
 	}
 	return rec, nil
 }
@@ -209,48 +201,82 @@ func describe(id fiat.Hash) string {
 	return "version " + id.Short()
 }
 
-// storeVersion stores v, as stored by the record at position, unless a
-// version with its id is stored already: the id is the hash of the
-// content, so that one is the same. Files are stored as content-addressed
-// blobs, which versions that share a file share.
-func storeVersion(ctx context.Context, tx writeTx, v *fiat.Version, position int64, now time.Time) (stored bool, err error) {
-	config, err := json.Marshal(v.Config)
-	if err != nil {
-		return false, err
-	}
-	uses, err := json.Marshal(v.Uses)
-	if err != nil {
-		return false, err
-	}
-	res, err := tx.ExecContext(ctx, insertVersion, v.ID, v.Service, string(config), string(uses), now.UnixNano(), position)
-	if err != nil {
-		return false, err
-	}
-	n, err := res.RowsAffected()
-	if err != nil || n == 0 { // n == 0: stored already, files and all
-		return false, err
-	}
-	for _, f := range v.Files {
-		blob, err := storeBlob(ctx, tx, f.Data)
+// storeVersions stores the versions of vs not stored yet, as stored by
+// the record at position, and returns those. A version whose id is stored
+// already is the same version (the id is the hash of its content), files
+// and all. Files are stored as content-addressed blobs, which versions
+// that share a file share.
+func storeVersions(ctx context.Context, tx writeTx, vs []*fiat.Version, position int64, now time.Time) ([]*fiat.Version, error) {
+	var stored []*fiat.Version
+	var blobs, files []any
+	for _, v := range vs {
+		config, err := json.Marshal(v.Config)
 		if err != nil {
-			return false, err
+			return nil, err
 		}
-		if _, err := tx.ExecContext(ctx, insertFile, v.ID, f.Path, blob); err != nil {
-			return false, fmt.Errorf("version %s, file %q: %w", v.ID, f.Path, err)
+		uses, err := json.Marshal(v.Uses)
+		if err != nil {
+			return nil, err
+		}
+		res, err := tx.ExecContext(ctx, insertVersion, v.ID, v.Service, string(config), string(uses), now.UnixNano(), position)
+		if err != nil {
+			return nil, err
+		}
+		if n, err := res.RowsAffected(); err != nil || n == 0 {
+			continue
+		}
+		stored = append(stored, v)
+		for _, f := range v.Files {
+			sum := sha256.Sum256(f.Data)
+			hash := hex.EncodeToString(sum[:])
+			data := f.Data
+			if data == nil {
+				data = []byte{} // an empty file, which drivers would bind as NULL
+			}
+			blobs = append(blobs, hash, data)
+			files = append(files, v.ID, f.Path, hash)
 		}
 	}
-	return true, nil
+	if err := insertRows(ctx, tx, insertBlobs, blobs, 2); err != nil {
+		return nil, err
+	}
+	return stored, insertRows(ctx, tx, insertFiles, files, 3)
 }
 
-// storeBlob stores data under its SHA-256, in hex, unless it is there.
-func storeBlob(ctx context.Context, tx writeTx, data []byte) (string, error) {
-	sum := sha256.Sum256(data)
-	hash := hex.EncodeToString(sum[:])
-	if data == nil {
-		data = []byte{} // an empty file, which drivers would bind as NULL
+// insertRows runs the INSERT that starts with into, with one row of
+// width values of args each, a few hundred rows per statement: one round
+// trip to the database for most versions, however many files they have.
+func insertRows(ctx context.Context, tx writeTx, into string, args []any, width int) error {
+	const perStatement = 256
+	for len(args) > 0 {
+		rows := min(len(args)/width, perStatement)
+		if _, err := tx.ExecContext(ctx, into+valuesList(rows, width)+onConflict[into], args[:rows*width]...); err != nil {
+			return err
+		}
+		args = args[rows*width:]
 	}
-	_, err := tx.ExecContext(ctx, insertBlob, hash, data)
-	return hash, err
+	return nil
+}
+
+// valuesList is "($1, $2), ($3, $4)" for rows 2 and width 2.
+func valuesList(rows, width int) string {
+	var b strings.Builder
+	n := 1
+	for r := range rows {
+		if r > 0 {
+			b.WriteString(", ")
+		}
+		b.WriteByte('(')
+		for c := range width {
+			if c > 0 {
+				b.WriteString(", ")
+			}
+			fmt.Fprintf(&b, "$%d", n)
+			n++
+		}
+		b.WriteByte(')')
+	}
+	return b.String()
 }
 
 // querier is what both writeTx and *sql.Tx offer, so Apply and the read
@@ -263,29 +289,28 @@ type querier interface {
 // loadEnv reports whether env exists and, if so, the head of each of its
 // services.
 func loadEnv(ctx context.Context, q querier, env string) (bool, map[string]head, error) {
-	var name string
-	err := q.QueryRowContext(ctx, selectEnv, env).Scan(&name)
-	if errors.Is(err, sql.ErrNoRows) {
-		return false, nil, nil
-	}
-	if err != nil {
-		return false, nil, err
-	}
-	rows, err := q.QueryContext(ctx, selectHeads, env)
+	rows, err := q.QueryContext(ctx, selectEnv, env)
 	if err != nil {
 		return false, nil, err
 	}
 	defer rows.Close()
+	exists := false
 	heads := map[string]head{}
 	for rows.Next() {
-		var service string
+		exists = true
+		var service sql.NullString
 		var h head
-		if err := rows.Scan(&service, &h.historyID, &h.version, &h.backTo); err != nil {
+		var version sql.NullString
+		var historyID sql.NullInt64
+		if err := rows.Scan(&service, &historyID, &version, &h.backTo); err != nil {
 			return false, nil, err
 		}
-		heads[service] = h
+		if service.Valid { // an env with no service has one row of NULLs
+			h.historyID, h.version = historyID.Int64, fiat.Hash(version.String)
+			heads[service.String] = h
+		}
 	}
-	return true, heads, rows.Err()
+	return exists, heads, rows.Err()
 }
 
 func versionsOf(heads map[string]head) map[string]fiat.Hash {
@@ -310,15 +335,21 @@ func plan(ctx context.Context, tx writeTx, c store.Change, heads map[string]head
 		}
 		set = versionsOf(from)
 	}
+	given := map[fiat.Hash]string{}
+	for _, v := range c.Versions {
+		given[v.ID] = v.Service
+	}
 	steps := map[string]step{}
 	for service, id := range set {
-		var of string
-		err := tx.QueryRowContext(ctx, selectService, id).Scan(&of)
-		if errors.Is(err, sql.ErrNoRows) {
-			return nil, fmt.Errorf("version %s of service %q: %w", id, service, store.ErrNotFound)
-		}
-		if err != nil {
-			return nil, err
+		of, ok := given[id]
+		if !ok {
+			err := tx.QueryRowContext(ctx, selectService, id).Scan(&of)
+			if errors.Is(err, sql.ErrNoRows) {
+				return nil, fmt.Errorf("version %s of service %q: %w", id, service, store.ErrNotFound)
+			}
+			if err != nil {
+				return nil, err
+			}
 		}
 		if of != service {
 			return nil, fmt.Errorf("version %s is a version of service %q, not of %q", id, of, service)
@@ -356,10 +387,7 @@ func plan(ctx context.Context, tx writeTx, c store.Change, heads map[string]head
 	return steps, nil
 }
 
-func deleteEnv(ctx context.Context, tx writeTx, env string, exists bool) error {
-	if !exists {
-		return fmt.Errorf("env %q: %w", env, store.ErrNotFound)
-	}
+func deleteEnv(ctx context.Context, tx writeTx, env string) error {
 	if _, err := tx.ExecContext(ctx, `DELETE FROM env_services WHERE env = $1`, env); err != nil {
 		return err
 	}

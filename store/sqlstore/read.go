@@ -32,7 +32,7 @@ func (s *Store) State(ctx context.Context) (_ store.State, err error) {
 		return store.State{}, err
 	}
 	st := store.State{Envs: envs, Versions: versions}
-	if err := tx.QueryRowContext(ctx, lastRecord).Scan(&st.Position); err != nil {
+	if err := tx.QueryRowContext(ctx, lastPosition).Scan(&st.Position); err != nil {
 		return store.State{}, err
 	}
 	return st, nil

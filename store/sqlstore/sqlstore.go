@@ -24,13 +24,6 @@ type Config struct {
 	ReadTx *sql.TxOptions
 	// Check, if set, runs before every change: an error refuses it.
 	Check func() error
-	// Begin, if set, runs first in every change's transaction. A database
-	// whose transactions do not serialize writers by themselves takes a
-	// lock there, so that positions are in commit order.
-	Begin func(ctx context.Context, tx *sql.Tx) error
-	// Notify, if set, runs last in every change's transaction, with the
-	// change's position.
-	Notify func(ctx context.Context, tx *sql.Tx, position int64) error
 	// Committed, if set, runs once a change has committed.
 	Committed func(position int64)
 	// Unreachable, if set, tells the errors of a database server that
