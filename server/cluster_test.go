@@ -356,3 +356,72 @@ func TestPostgresRestartUnderCluster(t *testing.T) {
 		t.Errorf("only %d requests were served while PostgreSQL restarted", n)
 	}
 }
+
+// TestConflictingDeploysFromTwoNodes deploys two versions of one service
+// on two nodes at the same moment, again and again: each deploy is either
+// applied, in the history, or refused saying what changed under it; none
+// is lost silently, and the env ends at the version of the last applied.
+func TestConflictingDeploysFromTwoNodes(t *testing.T) {
+	storeURL := pgtest.Database(t)
+	c := startCluster(t, storeURL, 2)
+	vs := &versions{bodyOf: map[string]string{}}
+	dirs := []string{t.TempDir(), t.TempDir()}
+	db, err := postgres.Open(t.Context(), storeURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	refused := 0
+	for round := range 10 {
+		results := make([]deploy.Result, 2)
+		errs := make([]error, 2)
+		bundles := []project.Bundle{vs.bundle(t, dirs[0], fmt.Sprint(round, " from a")), vs.bundle(t, dirs[1], fmt.Sprint(round, " from b"))}
+		before := c.nodes[0].srv.Deployer.Health().Position
+		start := make(chan struct{})
+		var wg sync.WaitGroup
+		for i, n := range c.nodes {
+			wg.Go(func() {
+				<-start
+				results[i], errs[i] = n.admin.Deploy(t.Context(), fiat.Production, bundles[i])
+			})
+		}
+		close(start)
+		wg.Wait()
+		recs, err := db.Changes(t.Context(), before, 10)
+		if err != nil {
+			t.Fatal(err)
+		}
+		applied := map[fiat.Hash]bool{}
+		for _, rec := range recs {
+			for _, sw := range rec.Switched {
+				applied[sw.To] = true
+			}
+		}
+		for i, err := range errs {
+			var apiErr *api.Error
+			switch {
+			case err == nil && !applied[results[i].Services[0].Version]:
+				t.Errorf("round %d: the deploy on node %d answered %+v, but the history after %d has no such change: %+v", round, i, results[i], before, recs)
+			case err == nil:
+			case errors.As(err, &apiErr) && apiErr.Status == http.StatusConflict && strings.Contains(apiErr.Message, "is now at") && strings.Contains(apiErr.Message, "deploy again"):
+				refused++
+			default:
+				t.Errorf("round %d: the deploy on node %d failed with %v, want it applied or refused as a conflict", round, i, err)
+			}
+		}
+		if errs[0] != nil && errs[1] != nil {
+			t.Errorf("round %d: both deploys were refused: %v; %v", round, errs[0], errs[1])
+		}
+		var last fiat.Hash
+		for _, rec := range recs {
+			for _, sw := range rec.Switched {
+				last = sw.To
+			}
+		}
+		if env, err := db.Env(t.Context(), fiat.Production); err != nil || env.Services["app"] != last {
+			t.Errorf("round %d: production is at %v (%v), want %s, the last version the history switched to", round, env.Services["app"], err, last.Short())
+		}
+	}
+	t.Logf("%d of 20 deploys were refused as conflicts", refused)
+	c.converged()
+}

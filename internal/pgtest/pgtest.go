@@ -170,10 +170,20 @@ func binaries() (string, error) {
 	if os.Geteuid() != 0 {
 		return "", fmt.Errorf("PostgreSQL is not installed (no initdb under /usr/lib/postgresql): install it (apt-get install postgresql) or set %s to a server's URL", EnvURL)
 	}
-	cmd := exec.Command("apt-get", "install", "-y", "--no-install-recommends", "postgresql")
-	cmd.Env = append(os.Environ(), "DEBIAN_FRONTEND=noninteractive")
-	if out, err := cmd.CombinedOutput(); err != nil {
-		return "", fmt.Errorf("install PostgreSQL: apt-get install postgresql: %w\n%s", err, out)
+	// Another test process may be installing it too: apt-get waits for
+	// its lock. A machine that never fetched package lists needs them.
+	install := func() ([]byte, error) {
+		cmd := exec.Command("apt-get", "install", "-y", "--no-install-recommends", "-o", "DPkg::Lock::Timeout=600", "postgresql")
+		cmd.Env = append(os.Environ(), "DEBIAN_FRONTEND=noninteractive")
+		return cmd.CombinedOutput()
+	}
+	if _, err := install(); err != nil {
+		if out, err := exec.Command("apt-get", "update", "-o", "DPkg::Lock::Timeout=600").CombinedOutput(); err != nil {
+			return "", fmt.Errorf("install PostgreSQL: apt-get update: %w\n%s", err, out)
+		}
+		if out, err := install(); err != nil {
+			return "", fmt.Errorf("install PostgreSQL: apt-get install postgresql: %w\n%s", err, out)
+		}
 	}
 	if dir, ok := installed(); ok {
 		return dir, nil
