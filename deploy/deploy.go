@@ -77,7 +77,7 @@ func New(ctx context.Context, cfg Config) (*Deployer, *router.Router, error) {
 		addresses: cfg.Addresses,
 	}
 	d.latest.programs = map[string]*script.Program{}
-	d.router = router.New(router.Config{Addresses: cfg.Addresses, Load: d.load, Metrics: cfg.Metrics, MaxBody: cfg.MaxBody})
+	d.router = router.New(router.Config{Addresses: cfg.Addresses, Load: d.load, Metrics: cfg.Metrics, MaxBody: cfg.MaxBody, Logger: cfg.Logger})
 	state, err := cfg.Store.State(ctx)
 	if err != nil {
 		return nil, nil, err

@@ -89,18 +89,34 @@ func sleep(ctx context.Context, d time.Duration) {
 	}
 }
 
-// prepare starts the versions that recs point envs at and that this node
-// has not started, so that no request waits for one to start, or fails to
-// if the store is unreachable by then. A version that fails to start here
-// starts on its first request instead.
+// prepare starts the versions that recs store and leave envs pointing
+// at, unless this node started them, so that no request waits for one to
+// start, or fails to if the store is unreachable by then. Versions that a
+// later change in recs replaces, and any that fails to start here, start
+// on their first request instead.
 func (f *follower) prepare(ctx context.Context, recs []store.Record) map[fiat.Hash]http.Handler {
+	after := map[string]fiat.Env{}
+	for _, rec := range recs {
+		switch {
+		case rec.Deleted:
+			delete(after, rec.Env)
+		case rec.After.Name != "":
+			after[rec.Env] = rec.After
+		}
+	}
+	served := map[fiat.Hash]bool{}
+	for _, env := range after {
+		for _, id := range env.Services {
+			served[id] = true
+		}
+	}
 	prepared := map[fiat.Hash]http.Handler{}
 	for _, rec := range recs {
 		for _, v := range rec.Versions {
 			f.mu.Lock()
 			_, started := f.started[v.ID]
 			f.mu.Unlock()
-			if started || !serves(rec.After, v.ID) {
+			if started || !served[v.ID] {
 				continue
 			}
 			h, err := f.load(ctx, v.ID)
@@ -112,16 +128,6 @@ func (f *follower) prepare(ctx context.Context, recs []store.Record) map[fiat.Ha
 		}
 	}
 	return prepared
-}
-
-// serves reports whether env points a service at version id.
-func serves(env fiat.Env, id fiat.Hash) bool {
-	for _, at := range env.Services {
-		if at == id {
-			return true
-		}
-	}
-	return false
 }
 
 // offer hands the follower a change this node committed. If it follows

@@ -7,6 +7,7 @@ package router
 import (
 	"context"
 	"fmt"
+	"log/slog"
 	"net/http"
 	"slices"
 	"strings"
@@ -29,6 +30,9 @@ type Config struct {
 	Metrics   *metrics.Metrics
 	// MaxBody is the largest request body, in bytes, a handler may read.
 	MaxBody int64
+	// Logger hears why a version could not start, which its public answer
+	// does not say.
+	Logger *slog.Logger
 }
 
 // Router serves every public address.
@@ -58,6 +62,9 @@ type envTable struct {
 
 // New returns a Router with no envs and no versions.
 func New(cfg Config) *Router {
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
 	r := &Router{cfg: cfg, versions: map[fiat.Hash]*version{}}
 	r.envs.Store(&envTable{services: map[envKey]*version{}, envs: map[string]fiat.Env{}})
 	return r
@@ -232,7 +239,10 @@ func (v *version) serve(w http.ResponseWriter, req *http.Request, r *Router) {
 	}
 	h, err := v.handler(req.Context(), r.cfg.Load)
 	if err != nil {
-		http.Error(sw, fmt.Sprintf("fiat: version %s of %s could not start: %v", v.id.Short(), v.service, err), http.StatusInternalServerError)
+		// Why is fiat's business (it may name the store's server), not
+		// the public's.
+		r.cfg.Logger.Error("a version could not start", "version", v.id.Short(), "service", v.service, "err", err)
+		http.Error(sw, fmt.Sprintf("fiat: version %s of %s could not start; the server's log says why", v.id.Short(), v.service), http.StatusServiceUnavailable)
 		return
 	}
 	h.ServeHTTP(sw, req)

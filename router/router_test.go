@@ -1,9 +1,11 @@
 package router
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"io"
+	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -25,7 +27,7 @@ func says(s string) http.Handler {
 }
 
 func newRouter(load Loader) *Router {
-	return New(Config{Addresses: fiat.Addresses{Domain: "localhost", Port: "8080"}, Load: load, Metrics: metrics.New(), MaxBody: 10})
+	return New(Config{Addresses: fiat.Addresses{Domain: "localhost", Port: "8080"}, Load: load, Metrics: metrics.New(), MaxBody: 10, Logger: slog.New(slog.DiscardHandler)})
 }
 
 func get(t *testing.T, h http.Handler, host string) *httptest.ResponseRecorder {
@@ -109,8 +111,8 @@ func TestStartsVersionsLazilyOnce(t *testing.T) {
 	})
 	r.AddVersion(v1, "hello", nil)
 	r.SetEnvs([]fiat.Env{{Name: "production", Services: map[string]fiat.Hash{"hello": v1}}})
-	if w := get(t, r, "hello.localhost"); w.Code != 500 || !strings.Contains(w.Body.String(), "disk on fire") {
-		t.Errorf("failed start: %d %q, want 500 with the cause", w.Code, w.Body)
+	if w := get(t, r, "hello.localhost"); w.Code != http.StatusServiceUnavailable {
+		t.Errorf("failed start: %d %q, want 503", w.Code, w.Body)
 	}
 	var wg sync.WaitGroup
 	for range 20 {
@@ -261,5 +263,30 @@ func TestNotFoundGivesWorkingAddresses(t *testing.T) {
 		if !strings.Contains(w.Body.String(), want) {
 			t.Errorf("404 page %q does not give %s", w.Body, want)
 		}
+	}
+}
+
+// TestVersionThatCannotStartSaysNothingOfWhy gives the public a 503 that
+// names the version, and the log the reason, which may name fiat's store.
+func TestVersionThatCannotStartSaysNothingOfWhy(t *testing.T) {
+	var log bytes.Buffer
+	r := New(Config{
+		Addresses: fiat.Addresses{Domain: "localhost"},
+		Load: func(context.Context, fiat.Hash) (http.Handler, error) {
+			return nil, errors.New("the store is unreachable: failed to connect to user=fiat database=secret")
+		},
+		Metrics: metrics.New(),
+		Logger:  slog.New(slog.NewTextHandler(&log, nil)),
+	})
+	r.AddVersion(v1, "hello", nil)
+	if err := r.SetEnvs([]fiat.Env{{Name: "production", Services: map[string]fiat.Hash{"hello": v1}}}); err != nil {
+		t.Fatal(err)
+	}
+	w := get(t, r, "hello.localhost")
+	if w.Code != http.StatusServiceUnavailable || strings.Contains(w.Body.String(), "secret") || !strings.Contains(w.Body.String(), v1.Short()) {
+		t.Errorf("a version that cannot start answers %d %q, want 503 naming the version and not why", w.Code, w.Body)
+	}
+	if !strings.Contains(log.String(), "database=secret") {
+		t.Errorf("the log says %q, want why the version could not start", log.String())
 	}
 }

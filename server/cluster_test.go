@@ -320,12 +320,22 @@ func TestPostgresRestartUnderCluster(t *testing.T) {
 		t.Fatal(err)
 	}
 	c.converged()
-	stop := make(chan struct{})
-	served := c.load(vs, stop)
+	// A change node 1 has applied but never served a request of: it
+	// started the version when it applied the change, not lazily.
+	if _, err := c.nodes[0].admin.Deploy(t.Context(), fiat.Production, vs.bundle(t, dir, "just before")); err != nil {
+		t.Fatal(err)
+	}
+	position := c.nodes[0].srv.Deployer.Health().Position
+	waitFor(t, "node 1 to apply the last change", func() bool { return c.nodes[1].srv.Deployer.Health().Position >= position })
 
 	if err := pg.Kill(); err != nil {
 		t.Fatal(err)
 	}
+	if _, body, _ := c.nodes[1].get(c.nodes[1].srv.Addresses.Service("app", fiat.Production)); body != "just before" {
+		t.Errorf("node 1, with PostgreSQL down, answers %q, want the version it applied before", body)
+	}
+	stop := make(chan struct{})
+	served := c.load(vs, stop)
 	_, err := c.nodes[1].admin.Deploy(t.Context(), fiat.Production, vs.bundle(t, dir, "refused"))
 	var apiErr *api.Error
 	if !errors.As(err, &apiErr) || apiErr.Status != http.StatusServiceUnavailable || !strings.Contains(apiErr.Message, "the store is unreachable: ") {
