@@ -67,18 +67,12 @@ func (c *cli) benchCmd() *cobra.Command {
 
 func printReport(w io.Writer, r bench.Report) {
 	fmt.Fprintf(w, "cores: %d\n\n", r.Cores)
-	fmt.Fprintf(w, "| measure | n | p50 | p99 | max |\n|---|---|---|---|---|\n")
-	for _, d := range []struct {
-		name string
-		d    bench.Distribution
-	}{
+	printDistributions(w, []measure{
 		{"deploy, server side (ms)", r.Deploy},
 		{"one durable commit (ms)", r.Commit},
 		{"`fiat deploy`, end to end (ms)", r.CLIDeploy},
 		{"first request to an idle version after a restart (ms)", r.Wake},
-	} {
-		fmt.Fprintf(w, "| %s | %d | %.2f | %.2f | %.2f |\n", d.name, d.d.N, d.d.P50, d.d.P99, d.d.Max)
-	}
+	})
 	fmt.Fprintf(w, "\ndeploy/commit: %.2fx at the median\n", r.DeployPerCommit)
 	fmt.Fprintf(w, "\n| handler | requests/s | p50 ms | p99 ms |\n|---|---|---|---|\n")
 	for _, l := range []struct {
@@ -95,16 +89,23 @@ func printReport(w io.Writer, r bench.Report) {
 
 func printClusterReport(w io.Writer, r bench.ClusterReport) {
 	fmt.Fprintf(w, "cores: %d, nodes: %d\n\n", r.Cores, r.Nodes)
-	fmt.Fprintf(w, "| measure | n | p50 | p99 | max |\n|---|---|---|---|---|\n")
-	for _, d := range []struct {
-		name string
-		d    bench.Distribution
-	}{
+	printDistributions(w, []measure{
 		{"deploy, server side (ms)", r.Deploy},
 		{"every other node serves it, from the deploy's answer (ms)", r.PropagationFromAnswer},
 		{"every other node serves it, from the deploy's request (ms)", r.PropagationFromRequest},
-	} {
-		fmt.Fprintf(w, "| %s | %d | %.2f | %.2f | %.2f |\n", d.name, d.d.N, d.d.P50, d.d.P99, d.d.Max)
-	}
+	})
 	fmt.Fprintf(w, "\nA deploy commits between its request and its answer: the time from its commit until every node serves it lies between the two.\n")
+}
+
+// A measure is a named distribution, a row of a report's table.
+type measure struct {
+	name string
+	d    bench.Distribution
+}
+
+func printDistributions(w io.Writer, measures []measure) {
+	fmt.Fprintf(w, "| measure | n | p50 | p99 | max |\n|---|---|---|---|---|\n")
+	for _, m := range measures {
+		fmt.Fprintf(w, "| %s | %d | %.2f | %.2f | %.2f |\n", m.name, m.d.N, m.d.P50, m.d.P99, m.d.Max)
+	}
 }

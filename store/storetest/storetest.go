@@ -1015,3 +1015,25 @@ func testAdminToken(t *testing.T, s store.Store) {
 		t.Errorf("AdminToken later = %q, %v; want %q", again, err, tokens[0])
 	}
 }
+
+// BenchmarkApply measures a typical deploy's transaction on s: one new
+// version of about 2 KB in two files, and a Set of its service.
+func BenchmarkApply(b *testing.B, s store.Store) {
+	code := bytes.Repeat([]byte("def handler(req):\n    return 'hello'\n"), 40)
+	var i int
+	for b.Loop() {
+		v := &fiat.Version{
+			Service: "api",
+			Config:  fiat.Config{Kind: fiat.Script, MaxSteps: 1000, Timeout: time.Second},
+			Files: []fiat.File{
+				{Path: "fiat.toml", Data: []byte(`[services.api]` + "\n" + `kind = "script"` + "\n")},
+				{Path: "main.star", Data: fmt.Appendf(code, "# %d\n", i)},
+			},
+		}
+		v.ID = fiat.HashVersion(v)
+		if _, err := s.Apply(b.Context(), store.Change{Env: production, Kind: "deploy", Versions: []*fiat.Version{v}, Set: map[string]fiat.Hash{"api": v.ID}}); err != nil {
+			b.Fatal(err)
+		}
+		i++
+	}
+}
