@@ -35,9 +35,78 @@ type Config struct {
 	// Timeout bounds the wall time of one request.
 	Timeout time.Duration
 	// Memory bounds, in bytes, what one request, top level or test may
-	// allocate. 0, in versions stored before there was a budget, means
-	// DefaultMemory.
+	// allocate, or, for a process, what each instance may use. 0, in
+	// versions stored before there was a budget, means DefaultMemory.
 	Memory uint64
+	// Process is how a process service runs; nil for a script.
+	Process *ProcessConfig
+}
+
+// ProcessConfig is how a process service's version is built and run.
+type ProcessConfig struct {
+	// Run is the command of the web process, run by /bin/sh -c in the
+	// version's directory, which listens on PORT.
+	Run string `json:"run"`
+	// Build, if set, runs once per version, by /bin/sh -c, in a copy of
+	// the service's files, before any instance starts.
+	Build string `json:"build,omitempty"`
+	// Release, if set, runs once per deploy before the switch; if it
+	// fails, the deploy is refused.
+	Release string `json:"release,omitempty"`
+	// Workers are commands that run without traffic, by name (a
+	// Procfile's process types other than web and release).
+	Workers map[string]string `json:"workers,omitempty"`
+	// Health is an HTTP path that answers 2xx once an instance is ready;
+	// empty, an instance is ready once its port accepts a connection.
+	Health string `json:"health,omitempty"`
+	// Instances is how many instances of the web process run.
+	Instances int `json:"instances"`
+	// Env is the environment of every instance, besides PORT and PATH:
+	// fiat.toml's env table and the config set with `fiat config set`.
+	Env map[string]string `json:"env,omitempty"`
+	// StartTimeout bounds how long an instance may take to be ready, and
+	// StopTimeout how long it has to exit after SIGTERM before SIGKILL.
+	StartTimeout time.Duration `json:"-"`
+	StopTimeout  time.Duration `json:"-"`
+}
+
+// Defaults of a process service.
+const (
+	DefaultInstances    = 1
+	DefaultStartTimeout = 60 * time.Second
+	DefaultStopTimeout  = 30 * time.Second
+)
+
+// processJSON is how a ProcessConfig reads in JSON, durations as people
+// read them.
+type processJSON struct {
+	alias
+	StartTimeout string `json:"start_timeout"`
+	StopTimeout  string `json:"stop_timeout"`
+}
+
+type alias ProcessConfig
+
+func (p ProcessConfig) MarshalJSON() ([]byte, error) {
+	return json.Marshal(processJSON{alias: alias(p), StartTimeout: p.StartTimeout.String(), StopTimeout: p.StopTimeout.String()})
+}
+
+func (p *ProcessConfig) UnmarshalJSON(data []byte) error {
+	var raw processJSON
+	if err := json.Unmarshal(data, &raw); err != nil {
+		return err
+	}
+	*p = ProcessConfig(raw.alias)
+	for _, d := range []struct {
+		text string
+		to   *time.Duration
+	}{{raw.StartTimeout, &p.StartTimeout}, {raw.StopTimeout, &p.StopTimeout}} {
+		var err error
+		if *d.to, err = time.ParseDuration(d.text); err != nil {
+			return fmt.Errorf("process config: %w", err)
+		}
+	}
+	return nil
 }
 
 // DefaultMemory is the memory budget of a service that sets none.
@@ -46,14 +115,15 @@ const DefaultMemory = 64 << 20
 // configJSON is how a Config reads in JSON: durations as Go writes them
 // ("2s"), as people read them.
 type configJSON struct {
-	Kind     Kind   `json:"kind"`
-	MaxSteps uint64 `json:"max_steps"`
-	Timeout  string `json:"timeout"`
-	Memory   uint64 `json:"memory"`
+	Kind     Kind           `json:"kind"`
+	MaxSteps uint64         `json:"max_steps"`
+	Timeout  string         `json:"timeout"`
+	Memory   uint64         `json:"memory"`
+	Process  *ProcessConfig `json:"process,omitempty"`
 }
 
 func (c Config) MarshalJSON() ([]byte, error) {
-	return json.Marshal(configJSON{Kind: c.Kind, MaxSteps: c.MaxSteps, Timeout: c.Timeout.String(), Memory: c.Memory})
+	return json.Marshal(configJSON{Kind: c.Kind, MaxSteps: c.MaxSteps, Timeout: c.Timeout.String(), Memory: c.Memory, Process: c.Process})
 }
 
 // UnmarshalJSON reads what MarshalJSON writes, and the nanoseconds that
@@ -66,7 +136,7 @@ func (c *Config) UnmarshalJSON(data []byte) error {
 	if err := json.Unmarshal(data, &raw); err != nil {
 		return err
 	}
-	*c = Config{Kind: raw.Kind, MaxSteps: raw.MaxSteps, Memory: raw.Memory}
+	*c = Config{Kind: raw.Kind, MaxSteps: raw.MaxSteps, Memory: raw.Memory, Process: raw.Process}
 	var text string
 	if json.Unmarshal(raw.Timeout, &text) == nil {
 		d, err := time.ParseDuration(text)

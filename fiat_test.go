@@ -2,6 +2,7 @@ package fiat
 
 import (
 	"encoding/json"
+	"reflect"
 	"strings"
 	"testing"
 	"time"
@@ -180,5 +181,61 @@ func TestConfigJSON(t *testing.T) {
 	}
 	if err := json.Unmarshal([]byte(`{"timeout":"soon"}`), &old); err == nil {
 		t.Error("Unmarshal accepted a timeout that is not a duration")
+	}
+}
+
+func processVersion() *Version {
+	return &Version{
+		Service: "web",
+		Config: Config{Kind: Process, Memory: 256 << 20, Process: &ProcessConfig{
+			Run: "./server", Build: "go build -o server .", Instances: 2, Health: "/healthz",
+			Env:          map[string]string{"GREETING": "hi"},
+			Workers:      map[string]string{"jobs": "./server -jobs"},
+			StartTimeout: DefaultStartTimeout, StopTimeout: DefaultStopTimeout,
+		}},
+		Files: []File{{Path: "main.go", Data: []byte("package main\n")}},
+	}
+}
+
+func TestHashCoversHowAProcessRuns(t *testing.T) {
+	base := HashVersion(processVersion())
+	changes := map[string]func(p *ProcessConfig){
+		"run":           func(p *ProcessConfig) { p.Run = "./server -v" },
+		"build":         func(p *ProcessConfig) { p.Build = "" },
+		"release":       func(p *ProcessConfig) { p.Release = "./migrate" },
+		"workers":       func(p *ProcessConfig) { p.Workers["mail"] = "./mail" },
+		"health":        func(p *ProcessConfig) { p.Health = "" },
+		"instances":     func(p *ProcessConfig) { p.Instances = 3 },
+		"env value":     func(p *ProcessConfig) { p.Env["GREETING"] = "hello" },
+		"env key":       func(p *ProcessConfig) { p.Env = map[string]string{"GREETINGS": "hi"} },
+		"start timeout": func(p *ProcessConfig) { p.StartTimeout++ },
+		"stop timeout":  func(p *ProcessConfig) { p.StopTimeout++ },
+		// One map's entry must not read as another's.
+		"env moved to workers": func(p *ProcessConfig) { p.Env, p.Workers = p.Workers, p.Env },
+	}
+	for name, change := range changes {
+		v := processVersion()
+		change(v.Config.Process)
+		if HashVersion(v) == base {
+			t.Errorf("changing the %s did not change the hash", name)
+		}
+	}
+}
+
+func TestProcessConfigJSON(t *testing.T) {
+	want := processVersion().Config
+	data, err := json.Marshal(want)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(string(data), `"start_timeout":"1m0s"`) {
+		t.Errorf("durations should read as people write them: %s", data)
+	}
+	var got Config
+	if err := json.Unmarshal(data, &got); err != nil {
+		t.Fatal(err)
+	}
+	if !reflect.DeepEqual(got, want) {
+		t.Errorf("config through JSON:\n got %+v %+v\nwant %+v %+v", got, got.Process, want, want.Process)
 	}
 }

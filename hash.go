@@ -6,6 +6,7 @@ import (
 	"encoding/binary"
 	"fmt"
 	"hash"
+	"maps"
 	"slices"
 	"strings"
 )
@@ -67,6 +68,17 @@ func HashVersion(v *Version) Hash {
 	e.uint(v.Config.MaxSteps)
 	e.uint(uint64(v.Config.Timeout))
 	e.uint(v.Config.Memory)
+	if p := v.Config.Process; v.Config.Kind == Process && p != nil {
+		e.str(p.Run)
+		e.str(p.Build)
+		e.str(p.Release)
+		e.strings(p.Workers)
+		e.str(p.Health)
+		e.uint(uint64(p.Instances))
+		e.strings(p.Env)
+		e.uint(uint64(p.StartTimeout))
+		e.uint(uint64(p.StopTimeout))
+	}
 	files := slices.Clone(v.Files)
 	slices.SortFunc(files, func(a, b File) int { return strings.Compare(a.Path, b.Path) })
 	e.uint(uint64(len(files)))
@@ -74,16 +86,11 @@ func HashVersion(v *Version) Hash {
 		e.str(f.Path)
 		e.bytes(f.Data)
 	}
-	uses := make([]string, 0, len(v.Uses))
-	for name := range v.Uses {
-		uses = append(uses, name)
+	uses := make(map[string]string, len(v.Uses))
+	for name, id := range v.Uses {
+		uses[name] = string(id)
 	}
-	slices.Sort(uses)
-	e.uint(uint64(len(uses)))
-	for _, name := range uses {
-		e.str(name)
-		e.str(string(v.Uses[name]))
-	}
+	e.strings(uses)
 	return Hash(hashEncoding.EncodeToString(e.h.Sum(nil)))
 }
 
@@ -104,4 +111,13 @@ func (e *encoder) bytes(b []byte) {
 func (e *encoder) str(s string) {
 	e.uint(uint64(len(s)))
 	e.h.Write([]byte(s))
+}
+
+// strings encodes m's size, then each key and value, by key.
+func (e *encoder) strings(m map[string]string) {
+	e.uint(uint64(len(m)))
+	for _, k := range slices.Sorted(maps.Keys(m)) {
+		e.str(k)
+		e.str(m[k])
+	}
 }
