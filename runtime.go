@@ -9,11 +9,14 @@ import (
 // router know versions only through it: they never see what a script or a
 // process is.
 type Runtime interface {
-	// Start readies v and starts it: compiles a script and runs its top
-	// level; builds a process (once per version) and starts its instances
-	// until they are healthy. An error that is the version's own fault is
-	// Problems, located in its files.
-	Start(ctx context.Context, v *Version) (Running, error)
+	// Start readies the version id and starts it: compiles a script and
+	// runs its top level; builds a process (once per version) and starts
+	// its instances until they are ready. version gives the version with
+	// its files, from the store, if the runtime kept nothing of an earlier
+	// start that lets it start without (a compiled program, a build). An
+	// error that is the version's own fault is Problems, located in its
+	// files.
+	Start(ctx context.Context, id Hash, version func(context.Context) (*Version, error)) (Running, error)
 }
 
 // Running is a started version.

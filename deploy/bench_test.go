@@ -30,7 +30,9 @@ func BenchmarkDeploy(b *testing.B) {
 		b.Fatal(err)
 	}
 	defer programs.Close()
-	d, _, err := New(context.Background(), Config{Store: db, Programs: programs, Metrics: metrics.New(), Logger: slog.New(slog.DiscardHandler), Addresses: fiat.Addresses{Domain: "localhost"}})
+	scripts := script.NewRuntime(programs, slog.New(slog.DiscardHandler))
+	defer scripts.Close()
+	d, _, err := New(context.Background(), Config{Store: db, Runtimes: map[fiat.Kind]fiat.Runtime{fiat.Script: scripts}, Metrics: metrics.New(), Logger: slog.New(slog.DiscardHandler), Addresses: fiat.Addresses{Domain: "localhost"}})
 	if err != nil {
 		b.Fatal(err)
 	}

@@ -19,7 +19,6 @@ import (
 	"github.com/fiatdev/fiat/metrics"
 	"github.com/fiatdev/fiat/project"
 	"github.com/fiatdev/fiat/router"
-	"github.com/fiatdev/fiat/script"
 	"github.com/fiatdev/fiat/store"
 )
 
@@ -34,7 +33,7 @@ var ErrInvalid = errors.New("invalid request")
 type Deployer struct {
 	store     store.Store
 	router    *router.Router
-	programs  *script.Cache
+	runtimes  map[fiat.Kind]fiat.Runtime
 	metrics   *metrics.Metrics
 	logger    *slog.Logger
 	addresses fiat.Addresses
@@ -43,20 +42,19 @@ type Deployer struct {
 	follower  *follower
 	stop      context.CancelFunc
 	following sync.WaitGroup
-	// caching tracks programs being written to the cache after a deploy.
-	caching sync.WaitGroup
-	// latest is the program of each service's last validated version:
-	// the next version compiles only the modules it changes.
-	latest struct {
+	// kinds is the kind of every version the router knows, to start it
+	// with its runtime.
+	kinds struct {
 		sync.Mutex
-		programs map[string]*script.Program
+		of map[fiat.Hash]fiat.Kind
 	}
 }
 
 // Config is what a Deployer needs.
 type Config struct {
-	Store     store.Store
-	Programs  *script.Cache
+	Store store.Store
+	// Runtimes run the versions of each kind of service.
+	Runtimes  map[fiat.Kind]fiat.Runtime
 	Metrics   *metrics.Metrics
 	Logger    *slog.Logger
 	Addresses fiat.Addresses
@@ -71,24 +69,25 @@ type Config struct {
 func New(ctx context.Context, cfg Config) (*Deployer, *router.Router, error) {
 	d := &Deployer{
 		store:     cfg.Store,
-		programs:  cfg.Programs,
+		runtimes:  cfg.Runtimes,
 		metrics:   cfg.Metrics,
 		logger:    cfg.Logger,
 		addresses: cfg.Addresses,
 	}
-	d.latest.programs = map[string]*script.Program{}
+	d.kinds.of = map[fiat.Hash]fiat.Kind{}
 	d.router = router.New(router.Config{Addresses: cfg.Addresses, Load: d.load, Metrics: cfg.Metrics, MaxBody: cfg.MaxBody, Logger: cfg.Logger})
 	state, err := cfg.Store.State(ctx)
 	if err != nil {
 		return nil, nil, err
 	}
 	for _, v := range state.Versions {
+		d.know(v.ID, v.Config.Kind)
 		d.router.AddVersion(v.ID, v.Service, nil)
 	}
 	if err := d.router.SetEnvs(state.Envs); err != nil {
 		return nil, nil, err
 	}
-	d.follower = newFollower(cfg.Store, d.router, cfg.Metrics, cfg.Logger, state.Position, d.load)
+	d.follower = newFollower(cfg.Store, d.router, cfg.Metrics, cfg.Logger, state.Position, d.know, d.load)
 	cfg.Metrics.ChangeApplied(state.Position, 0)
 	following, stop := context.WithCancel(context.Background())
 	d.stop = stop
@@ -101,23 +100,36 @@ func (d *Deployer) Health() Health {
 	return d.follower.health()
 }
 
-// load starts a version that is stored but not running: from its compiled
-// program on disk if there is one, else compiled again from the store.
+// know remembers the kind of version id.
+func (d *Deployer) know(id fiat.Hash, kind fiat.Kind) {
+	d.kinds.Lock()
+	defer d.kinds.Unlock()
+	d.kinds.of[id] = kind
+}
+
+// load starts a version that is stored but not running, with its kind's
+// runtime, which reads it from the store only if it kept nothing of it.
 func (d *Deployer) load(ctx context.Context, id fiat.Hash) (http.Handler, error) {
-	prog, err := d.programs.Get(id)
-	if err != nil {
-		v, err := d.store.Version(ctx, id)
-		if err != nil {
-			return nil, err
-		}
-		if prog, err = script.Compile(v); err != nil {
-			return nil, err
-		}
-		if err := d.programs.Put(prog); err != nil {
-			d.logger.Warn("could not cache compiled program", "version", id, "err", err)
-		}
+	d.kinds.Lock()
+	kind, ok := d.kinds.of[id]
+	d.kinds.Unlock()
+	if !ok {
+		return nil, fmt.Errorf("version %s: %w", id, store.ErrNotFound)
 	}
-	return prog.Start(script.Options{Logger: d.logger})
+	rt, err := d.runtime(kind)
+	if err != nil {
+		return nil, err
+	}
+	return rt.Start(ctx, id, func(ctx context.Context) (*fiat.Version, error) { return d.store.Version(ctx, id) })
+}
+
+// runtime is the runtime of kind.
+func (d *Deployer) runtime(kind fiat.Kind) (fiat.Runtime, error) {
+	rt, ok := d.runtimes[kind]
+	if !ok {
+		return nil, fmt.Errorf("%w: this fiat does not run %s services", ErrInvalid, kind)
+	}
+	return rt, nil
 }
 
 // Envs lists every env and its services.
@@ -176,9 +188,11 @@ func (d *Deployer) deploy(ctx context.Context, env string, bundle project.Bundle
 	}
 	ready, invalid := d.validate(ctx, fresh)
 	if err := ctx.Err(); err != nil {
+		stopAll(ready)
 		return Result{}, err
 	}
 	if problems = bundle.Problems(problems, invalid); len(problems) > 0 {
+		stopAll(ready)
 		return Result{}, problems
 	}
 	now := time.Now().UTC()
@@ -187,11 +201,9 @@ func (d *Deployer) deploy(ctx context.Context, env string, bundle project.Bundle
 	}
 	rec, err := d.commitDeploy(ctx, env, versions, fresh, seen.Services, ready)
 	if err != nil {
+		stopAll(ready)
 		return Result{}, err
 	}
-	// Off the deploy's path: encoding a program takes CPU the next deploy
-	// may want, and a lost cache write costs only a compile.
-	d.caching.Go(func() { d.cachePrograms(fresh, ready) })
 	res := d.result(rec, func(service string) bool {
 		return slices.ContainsFunc(versions, func(v *fiat.Version) bool { return v.Service == service })
 	})
@@ -205,7 +217,7 @@ func (d *Deployer) deploy(ctx context.Context, env string, bundle project.Bundle
 // already at the version deployed, the deploy is applied to what it left;
 // if it moved one elsewhere (a rollback, another deploy), the deploy is
 // refused rather than undo that change unseen.
-func (d *Deployer) commitDeploy(ctx context.Context, env string, versions, fresh []*fiat.Version, seen map[string]fiat.Hash, ready map[fiat.Hash]*script.App) (store.Record, error) {
+func (d *Deployer) commitDeploy(ctx context.Context, env string, versions, fresh []*fiat.Version, seen map[string]fiat.Hash, ready map[fiat.Hash]fiat.Running) (store.Record, error) {
 	for attempt := 1; ; attempt++ {
 		c := store.Change{Env: env, Kind: "deploy", Set: map[string]fiat.Hash{}, Expect: map[string]fiat.Hash{}}
 		for _, v := range versions {
@@ -235,45 +247,45 @@ func (d *Deployer) commitDeploy(ctx context.Context, env string, versions, fresh
 	}
 }
 
-// validate compiles, starts and tests each version, taking the modules it
-// does not change from the service's last validated version. It returns
-// the started versions, and the problems of the others by service, their
-// paths relative to the service's dir.
-func (d *Deployer) validate(ctx context.Context, versions []*fiat.Version) (map[fiat.Hash]*script.App, map[string]fiat.Problems) {
-	ready := map[fiat.Hash]*script.App{}
+// validate starts and tests each version with its kind's runtime. It
+// returns the started versions, and the problems of the others by
+// service, their paths relative to the service's dir.
+func (d *Deployer) validate(ctx context.Context, versions []*fiat.Version) (map[fiat.Hash]fiat.Running, map[string]fiat.Problems) {
+	ready := map[fiat.Hash]fiat.Running{}
 	problems := map[string]fiat.Problems{}
 	for _, v := range versions {
-		d.latest.Lock()
-		previous := d.latest.programs[v.Service]
-		d.latest.Unlock()
-		app, err := validate(ctx, v, previous, d.logger)
+		running, err := d.start(ctx, v)
 		if err != nil {
 			problems[v.Service] = asProblems(v, err)
 			continue
 		}
-		ready[v.ID] = app
-		d.latest.Lock()
-		d.latest.programs[v.Service] = app.Program()
-		d.latest.Unlock()
+		ready[v.ID] = running
 	}
 	return ready, problems
 }
 
-// validate compiles v, taking the modules it does not change from
-// previous, and runs its top level and its tests.
-func validate(ctx context.Context, v *fiat.Version, previous *script.Program, logger *slog.Logger) (*script.App, error) {
-	prog, err := script.CompileFrom(v, previous)
+// start starts v and runs its tests.
+func (d *Deployer) start(ctx context.Context, v *fiat.Version) (fiat.Running, error) {
+	rt, err := d.runtime(v.Config.Kind)
 	if err != nil {
 		return nil, err
 	}
-	app, err := prog.Start(script.Options{Logger: logger})
+	running, err := rt.Start(ctx, v.ID, func(context.Context) (*fiat.Version, error) { return v, nil })
 	if err != nil {
 		return nil, err
 	}
-	if err := app.Test(ctx); err != nil {
+	if err := running.Test(ctx); err != nil {
+		running.Stop(ctx)
 		return nil, err
 	}
-	return app, nil
+	return running, nil
+}
+
+// stopAll stops versions started for a change that was not made.
+func stopAll(started map[fiat.Hash]fiat.Running) {
+	for _, running := range started {
+		running.Stop(context.Background())
+	}
 }
 
 // asProblems is err, which refused v, as problems.
@@ -288,10 +300,10 @@ func asProblems(v *fiat.Version, err error) fiat.Problems {
 // commit applies c, and returns once this node's router serves it. The
 // versions c stores start with the handlers in ready, if any, else on
 // their first request.
-func (d *Deployer) commit(ctx context.Context, c store.Change, ready map[fiat.Hash]*script.App) (store.Record, error) {
+func (d *Deployer) commit(ctx context.Context, c store.Change, ready map[fiat.Hash]fiat.Running) (store.Record, error) {
 	handlers := map[fiat.Hash]http.Handler{}
-	for id, app := range ready {
-		handlers[id] = app
+	for id, running := range ready {
+		handlers[id] = running
 	}
 	d.follower.start(handlers)
 	rec, err := d.store.Apply(ctx, c)
@@ -314,22 +326,11 @@ func (d *Deployer) commit(ctx context.Context, c store.Change, ready map[fiat.Ha
 // serve it: only a store that cannot be read takes more than moments.
 const servedWithin = 10 * time.Second
 
-// cachePrograms keeps the compiled programs of new versions on disk, so a
-// restart starts them without compiling. A failure only costs a compile later.
-func (d *Deployer) cachePrograms(fresh []*fiat.Version, ready map[fiat.Hash]*script.App) {
-	for _, v := range fresh {
-		if err := d.programs.Put(ready[v.ID].Program()); err != nil {
-			d.logger.Warn("could not cache compiled program", "service", v.Service, "version", v.ID, "err", err)
-		}
-	}
-}
-
 // Close stops following the store's changes and waits for background
 // work to finish.
 func (d *Deployer) Close() {
 	d.stop()
 	d.following.Wait()
-	d.caching.Wait()
 }
 
 // Rollback points service in env back at the version it had before (to is

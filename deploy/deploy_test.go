@@ -75,6 +75,8 @@ func nodeOn(t *testing.T, s *faultyStore) *node {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { programs.Close() })
+	scripts := script.NewRuntime(programs, slog.New(slog.DiscardHandler))
+	t.Cleanup(scripts.Close)
 	log := &strings.Builder{}
 	var logMu sync.Mutex
 	logger := slog.New(slog.NewTextHandler(writerFunc(func(p []byte) (int, error) {
@@ -82,7 +84,7 @@ func nodeOn(t *testing.T, s *faultyStore) *node {
 		defer logMu.Unlock()
 		return log.Write(p)
 	}), nil))
-	d, r, err := New(t.Context(), Config{Store: s, Programs: programs, Metrics: metrics.New(), Logger: logger, Addresses: fiat.Addresses{Domain: "localhost"}, MaxBody: 1 << 20})
+	d, r, err := New(t.Context(), Config{Store: s, Runtimes: map[fiat.Kind]fiat.Runtime{fiat.Script: scripts}, Metrics: metrics.New(), Logger: logger, Addresses: fiat.Addresses{Domain: "localhost"}, MaxBody: 1 << 20})
 	if err != nil {
 		t.Fatal(err)
 	}

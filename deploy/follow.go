@@ -36,15 +36,18 @@ type follower struct {
 	// started are versions validated on this node, by id, to serve with
 	// the handlers that validation started once their change is applied.
 	started map[fiat.Hash]http.Handler
-	// load starts a version another node stored.
+	// know is told the kind of every version applied, and load starts a
+	// version another node stored.
+	know func(id fiat.Hash, kind fiat.Kind)
 	load func(ctx context.Context, id fiat.Hash) (http.Handler, error)
 }
 
 // batch is how many changes the follower reads at once.
 const batch = 256
 
-func newFollower(s store.Store, r *router.Router, m *metrics.Metrics, logger *slog.Logger, position int64, load func(context.Context, fiat.Hash) (http.Handler, error)) *follower {
-	return &follower{store: s, router: r, metrics: m, logger: logger, position: position, applied: make(chan struct{}), started: map[fiat.Hash]http.Handler{}, load: load}
+func newFollower(s store.Store, r *router.Router, m *metrics.Metrics, logger *slog.Logger, position int64,
+	know func(fiat.Hash, fiat.Kind), load func(context.Context, fiat.Hash) (http.Handler, error)) *follower {
+	return &follower{store: s, router: r, metrics: m, logger: logger, position: position, applied: make(chan struct{}), started: map[fiat.Hash]http.Handler{}, know: know, load: load}
 }
 
 // run follows the history until ctx ends. A failed read is retried with
@@ -119,6 +122,7 @@ func (f *follower) prepare(ctx context.Context, recs []store.Record) map[fiat.Ha
 			if started || !served[v.ID] {
 				continue
 			}
+			f.know(v.ID, v.Config.Kind)
 			h, err := f.load(ctx, v.ID)
 			if err != nil {
 				f.logger.Warn("cannot start a version another node deployed: it will start on its first request", "version", v.ID.Short(), "service", v.Service, "err", err)
@@ -162,6 +166,7 @@ func (f *follower) forget(ready map[fiat.Hash]http.Handler) {
 // handlers started on this node, or else prepared. f.mu is held.
 func (f *follower) apply(rec store.Record, prepared map[fiat.Hash]http.Handler) {
 	for _, v := range rec.Versions {
+		f.know(v.ID, v.Config.Kind)
 		h, ok := f.started[v.ID]
 		if !ok {
 			h = prepared[v.ID]
@@ -197,6 +202,7 @@ func (f *follower) reload() error {
 		return err
 	}
 	for _, v := range state.Versions {
+		f.know(v.ID, v.Config.Kind)
 		f.router.AddVersion(v.ID, v.Service, f.started[v.ID])
 	}
 	return f.router.SetEnvs(state.Envs)

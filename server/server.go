@@ -148,6 +148,8 @@ func Start(ctx context.Context, cfg Config) (_ *Server, err error) {
 		return nil, err
 	}
 	s.closers = append(s.closers, programs.Close)
+	scripts := script.NewRuntime(programs, cfg.Logger)
+	s.closers = append(s.closers, func() error { scripts.Close(); return nil })
 	publicLn, err := listen(cfg.Listen, cfg.MaxConns)
 	if err != nil {
 		return nil, fmt.Errorf("cannot listen on --listen %s: %w", cfg.Listen, err)
@@ -162,7 +164,7 @@ func Start(ctx context.Context, cfg Config) (_ *Server, err error) {
 	m := metrics.New()
 	deployer, router, err := deploy.New(ctx, deploy.Config{
 		Store:     db,
-		Programs:  programs,
+		Runtimes:  map[fiat.Kind]fiat.Runtime{fiat.Script: scripts},
 		Metrics:   m,
 		Logger:    cfg.Logger,
 		Addresses: s.Addresses,
