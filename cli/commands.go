@@ -39,6 +39,9 @@ func (c *cli) serveCmd() *cobra.Command {
 			if cfg.MaxConns < 1 || cfg.MaxAdminConns < 1 {
 				return fmt.Errorf("--max-conns and --max-admin-conns must be at least 1")
 			}
+			if cfg.StopIdle < time.Second {
+				return fmt.Errorf("--stop-idle %s: give at least 1s, e.g. 5m", cfg.StopIdle)
+			}
 			limit, err := setMemoryLimit(memory, cmd.Flags().Changed("memory-limit"))
 			if err != nil {
 				return err
@@ -89,6 +92,7 @@ func (c *cli) serveCmd() *cobra.Command {
 	f.IntVar(&cfg.MaxConns, "max-conns", cfg.MaxConns, "most open connections to the public router, by default half the open-file limit; more wait to be accepted")
 	f.IntVar(&cfg.MaxAdminConns, "max-admin-conns", cfg.MaxAdminConns, "most open connections to the admin API, by default a sixteenth of the open-file limit; more wait to be accepted")
 	f.StringVar(&memory, "memory-limit", defaultMemoryLimit, "soft memory limit of the Go runtime: a size (2GiB), a share of the machine's or cgroup's memory (75%), or off; GOMEMLIMIT holds if set and this flag is not")
+	f.DurationVar(&cfg.StopIdle, "stop-idle", deploy.DefaultStopIdle, "how long a version no env uses keeps running after its last request; its next request starts it again")
 	f.StringVar(&deployDir, "deploy", "", "deploy the project in this directory to production once started")
 	f.StringVar(&logLevel, "log-level", "info", "least level logged: debug (adds what tests log at each deploy), info, warn or error")
 	return cmd

@@ -5,12 +5,12 @@
 package deploy
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
 	"log/slog"
 	"maps"
-	"net/http"
 	"slices"
 	"sync"
 	"time"
@@ -60,7 +60,14 @@ type Config struct {
 	Addresses fiat.Addresses
 	// MaxBody is the largest request body a handler may read.
 	MaxBody int64
+	// StopIdle is how long a version that no env uses runs after its last
+	// request; 0 means DefaultStopIdle.
+	StopIdle time.Duration
 }
+
+// DefaultStopIdle is how long a version no env uses runs after its last
+// request.
+const DefaultStopIdle = 5 * time.Minute
 
 // New returns a Deployer and the Router it switches, loaded with the
 // store's state and following its changes until Close. The versions
@@ -92,12 +99,28 @@ func New(ctx context.Context, cfg Config) (*Deployer, *router.Router, error) {
 	following, stop := context.WithCancel(context.Background())
 	d.stop = stop
 	d.following.Go(func() { d.follower.run(following) })
+	d.following.Go(func() { d.stopIdle(following, cmp.Or(cfg.StopIdle, DefaultStopIdle)) })
 	return d, d.router, nil
 }
 
 // Health says whether the node follows the store's changes.
 func (d *Deployer) Health() Health {
 	return d.follower.health()
+}
+
+// stopIdle stops, until ctx ends, the versions no env uses once they have
+// had no request for idle.
+func (d *Deployer) stopIdle(ctx context.Context, idle time.Duration) {
+	tick := time.NewTicker(max(min(idle/4, time.Minute), time.Millisecond))
+	defer tick.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-tick.C:
+			d.router.StopIdle(idle)
+		}
+	}
 }
 
 // know remembers the kind of version id.
@@ -109,7 +132,7 @@ func (d *Deployer) know(id fiat.Hash, kind fiat.Kind) {
 
 // load starts a version that is stored but not running, with its kind's
 // runtime, which reads it from the store only if it kept nothing of it.
-func (d *Deployer) load(ctx context.Context, id fiat.Hash) (http.Handler, error) {
+func (d *Deployer) load(ctx context.Context, id fiat.Hash) (fiat.Running, error) {
 	d.kinds.Lock()
 	kind, ok := d.kinds.of[id]
 	d.kinds.Unlock()
@@ -301,7 +324,7 @@ func asProblems(v *fiat.Version, err error) fiat.Problems {
 // versions c stores start with the handlers in ready, if any, else on
 // their first request.
 func (d *Deployer) commit(ctx context.Context, c store.Change, ready map[fiat.Hash]fiat.Running) (store.Record, error) {
-	handlers := map[fiat.Hash]http.Handler{}
+	handlers := map[fiat.Hash]fiat.Running{}
 	for id, running := range ready {
 		handlers[id] = running
 	}

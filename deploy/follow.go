@@ -3,7 +3,8 @@ package deploy
 import (
 	"context"
 	"log/slog"
-	"net/http"
+	"maps"
+	"slices"
 	"sync"
 	"time"
 
@@ -35,19 +36,19 @@ type follower struct {
 	behind bool
 	// started are versions validated on this node, by id, to serve with
 	// the handlers that validation started once their change is applied.
-	started map[fiat.Hash]http.Handler
+	started map[fiat.Hash]fiat.Running
 	// know is told the kind of every version applied, and load starts a
 	// version another node stored.
 	know func(id fiat.Hash, kind fiat.Kind)
-	load func(ctx context.Context, id fiat.Hash) (http.Handler, error)
+	load func(ctx context.Context, id fiat.Hash) (fiat.Running, error)
 }
 
 // batch is how many changes the follower reads at once.
 const batch = 256
 
 func newFollower(s store.Store, r *router.Router, m *metrics.Metrics, logger *slog.Logger, position int64,
-	know func(fiat.Hash, fiat.Kind), load func(context.Context, fiat.Hash) (http.Handler, error)) *follower {
-	return &follower{store: s, router: r, metrics: m, logger: logger, position: position, applied: make(chan struct{}), started: map[fiat.Hash]http.Handler{}, know: know, load: load}
+	know func(fiat.Hash, fiat.Kind), load func(context.Context, fiat.Hash) (fiat.Running, error)) *follower {
+	return &follower{store: s, router: r, metrics: m, logger: logger, position: position, applied: make(chan struct{}), started: map[fiat.Hash]fiat.Running{}, know: know, load: load}
 }
 
 // run follows the history until ctx ends. A failed read is retried with
@@ -97,7 +98,7 @@ func sleep(ctx context.Context, d time.Duration) {
 // start, or fails to if the store is unreachable by then. Versions that a
 // later change in recs replaces, and any that fails to start here, start
 // on their first request instead.
-func (f *follower) prepare(ctx context.Context, recs []store.Record) map[fiat.Hash]http.Handler {
+func (f *follower) prepare(ctx context.Context, recs []store.Record) map[fiat.Hash]fiat.Running {
 	after := map[string]fiat.Env{}
 	for _, rec := range recs {
 		switch {
@@ -113,7 +114,7 @@ func (f *follower) prepare(ctx context.Context, recs []store.Record) map[fiat.Ha
 			served[id] = true
 		}
 	}
-	prepared := map[fiat.Hash]http.Handler{}
+	prepared := map[fiat.Hash]fiat.Running{}
 	for _, rec := range recs {
 		for _, v := range rec.Versions {
 			f.mu.Lock()
@@ -146,7 +147,7 @@ func (f *follower) offer(rec store.Record) {
 
 // start remembers the handlers of versions validated on this node, for
 // when their change is applied; forget drops those of a change that failed.
-func (f *follower) start(ready map[fiat.Hash]http.Handler) {
+func (f *follower) start(ready map[fiat.Hash]fiat.Running) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	for id, h := range ready {
@@ -154,7 +155,7 @@ func (f *follower) start(ready map[fiat.Hash]http.Handler) {
 	}
 }
 
-func (f *follower) forget(ready map[fiat.Hash]http.Handler) {
+func (f *follower) forget(ready map[fiat.Hash]fiat.Running) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	for id := range ready {
@@ -164,7 +165,8 @@ func (f *follower) forget(ready map[fiat.Hash]http.Handler) {
 
 // apply makes the router serve rec, starting its versions with the
 // handlers started on this node, or else prepared. f.mu is held.
-func (f *follower) apply(rec store.Record, prepared map[fiat.Hash]http.Handler) {
+func (f *follower) apply(rec store.Record, prepared map[fiat.Hash]fiat.Running) {
+	before, _ := f.router.Env(rec.Env)
 	for _, v := range rec.Versions {
 		f.know(v.ID, v.Config.Kind)
 		h, ok := f.started[v.ID]
@@ -189,6 +191,9 @@ func (f *follower) apply(rec store.Record, prepared map[fiat.Hash]http.Handler) 
 			f.logger.Error("cannot reload the store's state: serving what this node has", "err", err)
 		}
 	}
+	// What the env used before and no env uses now stops once its
+	// requests in flight are answered.
+	f.router.Retire(slices.Collect(maps.Values(before.Services))...)
 	f.position = rec.ID
 	close(f.applied)
 	f.applied = make(chan struct{})

@@ -21,7 +21,7 @@ import (
 
 // Loader starts a version that is not running yet, e.g. the first request
 // to it after a restart.
-type Loader func(ctx context.Context, id fiat.Hash) (http.Handler, error)
+type Loader func(ctx context.Context, id fiat.Hash) (fiat.Running, error)
 
 // Config is what a Router needs.
 type Config struct {
@@ -71,8 +71,9 @@ func New(cfg Config) *Router {
 }
 
 // AddVersion makes a stored version routable at its version address. If
-// handler is nil the version is started by the Loader on its first request.
-func (r *Router) AddVersion(id fiat.Hash, service string, handler http.Handler) {
+// started is nil the version is started by the Loader on its first request;
+// if the version runs already, started is stopped.
+func (r *Router) AddVersion(id fiat.Hash, service string, started fiat.Running) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	v := r.versions[id]
@@ -85,8 +86,8 @@ func (r *Router) AddVersion(id fiat.Hash, service string, handler http.Handler) 
 		r.versions[id] = v
 		r.versionAddrs.Store(versionKey{service, id.Short()}, v)
 	}
-	if handler != nil {
-		v.running.Store(&running{handler})
+	if started != nil && !v.running.CompareAndSwap(nil, &running{started}) {
+		go started.Stop(context.Background())
 	}
 }
 
@@ -181,8 +182,14 @@ type version struct {
 	// nobody requests adds no series to /metrics, however many there are.
 	metrics atomic.Pointer[metrics.Version]
 	running atomic.Pointer[running]
-	// start serializes making metrics and starting the handler.
+	// start serializes making metrics, starting the version and stopping
+	// it.
 	start sync.Mutex
+	// inFlight counts the requests being served, and lastUsed is when the
+	// last one began (unix nanoseconds): a version is stopped only when
+	// it has none, and has had none for a while.
+	inFlight atomic.Int64
+	lastUsed atomic.Int64
 }
 
 func (v *version) metricsOf(m *metrics.Metrics) *metrics.Version {
@@ -199,16 +206,16 @@ func (v *version) metricsOf(m *metrics.Metrics) *metrics.Version {
 	return vm
 }
 
-type running struct{ http.Handler }
+type running struct{ fiat.Running }
 
 func (v *version) handler(ctx context.Context, load Loader) (http.Handler, error) {
 	if r := v.running.Load(); r != nil {
-		return r.Handler, nil
+		return r.Running, nil
 	}
 	v.start.Lock()
 	defer v.start.Unlock()
 	if r := v.running.Load(); r != nil {
-		return r.Handler, nil
+		return r.Running, nil
 	}
 	h, err := load(ctx, v.id)
 	if err != nil {
@@ -222,6 +229,9 @@ var statusWriters = sync.Pool{New: func() any { return new(statusWriter) }}
 
 func (v *version) serve(w http.ResponseWriter, req *http.Request, r *Router) {
 	began := time.Now()
+	v.inFlight.Add(1)
+	defer v.inFlight.Add(-1)
+	v.lastUsed.Store(began.UnixNano())
 	sw := statusWriters.Get().(*statusWriter)
 	sw.ResponseWriter, sw.code, sw.version = w, 0, v.header
 	vm := v.metricsOf(r.cfg.Metrics)

@@ -20,11 +20,28 @@ import (
 const (
 	v1 = fiat.Hash("aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa")
 	v2 = fiat.Hash("bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb")
+	v3 = fiat.Hash("cccccccccccccccccccccccccccccccccccccccccccccccccccc")
 )
 
-func says(s string) http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, s) })
+// saying is a running version that answers what it says, and counts its
+// stops.
+type saying struct {
+	what  string
+	stops atomic.Int32
 }
+
+// handlerFunc is a running version that serves with a function.
+type handlerFunc func(http.ResponseWriter, *http.Request)
+
+func (f handlerFunc) ServeHTTP(w http.ResponseWriter, r *http.Request) { f(w, r) }
+func (f handlerFunc) Test(context.Context) error                       { return nil }
+func (f handlerFunc) Stop(context.Context) error                       { return nil }
+
+func says(s string) *saying { return &saying{what: s} }
+
+func (s *saying) ServeHTTP(w http.ResponseWriter, r *http.Request) { io.WriteString(w, s.what) }
+func (s *saying) Test(context.Context) error                       { return nil }
+func (s *saying) Stop(context.Context) error                       { s.stops.Add(1); return nil }
 
 func newRouter(load Loader) *Router {
 	return New(Config{Addresses: fiat.Addresses{Domain: "localhost", Port: "8080"}, Load: load, Metrics: metrics.New(), MaxBody: 10, Logger: slog.New(slog.DiscardHandler)})
@@ -103,7 +120,7 @@ func TestSwitchAndDelete(t *testing.T) {
 
 func TestStartsVersionsLazilyOnce(t *testing.T) {
 	var loads atomic.Int32
-	r := newRouter(func(ctx context.Context, id fiat.Hash) (http.Handler, error) {
+	r := newRouter(func(ctx context.Context, id fiat.Hash) (fiat.Running, error) {
 		if loads.Add(1) == 1 {
 			return nil, errors.New("disk on fire")
 		}
@@ -132,7 +149,7 @@ func TestStartsVersionsLazilyOnce(t *testing.T) {
 
 func TestBodyLimit(t *testing.T) {
 	r := newRouter(nil)
-	r.AddVersion(v1, "hello", http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
+	r.AddVersion(v1, "hello", handlerFunc(func(w http.ResponseWriter, req *http.Request) {
 		if _, err := io.ReadAll(req.Body); err != nil {
 			var tooLarge *http.MaxBytesError
 			if errors.As(err, &tooLarge) {
@@ -164,7 +181,7 @@ func TestBodyLimit(t *testing.T) {
 
 func BenchmarkRoute(b *testing.B) {
 	r := newRouter(nil)
-	r.AddVersion(v1, "hello", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {}))
+	r.AddVersion(v1, "hello", handlerFunc(func(w http.ResponseWriter, r *http.Request) {}))
 	r.SetEnvs([]fiat.Env{{Name: "production", Services: map[string]fiat.Hash{"hello": v1}}})
 	req := httptest.NewRequest("GET", "http://hello.localhost:8080/", nil)
 	w := &discard{h: http.Header{}}
@@ -205,7 +222,7 @@ func TestMetricsOnlyForRequestedVersions(t *testing.T) {
 // header of the handler's, and never an informational status.
 func TestHandlerCannotForgeFiatHeaders(t *testing.T) {
 	r := newRouter(nil)
-	r.AddVersion(v1, "hello", http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
+	r.AddVersion(v1, "hello", handlerFunc(func(w http.ResponseWriter, req *http.Request) {
 		h := w.Header()
 		h.Set("Fiat-Version", v2.Short())
 		h["fiat-version"] = []string{"forged"}
@@ -217,7 +234,7 @@ func TestHandlerCannotForgeFiatHeaders(t *testing.T) {
 		w.WriteHeader(http.StatusTeapot)
 		io.WriteString(w, "body")
 	}))
-	r.AddVersion(v2, "quiet", http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
+	r.AddVersion(v2, "quiet", handlerFunc(func(w http.ResponseWriter, req *http.Request) {
 		w.Header().Set("Fiat-Version", "forged")
 	}))
 	r.SetEnvs([]fiat.Env{{Name: "production", Services: map[string]fiat.Hash{"hello": v1, "quiet": v2}}})
@@ -272,7 +289,7 @@ func TestVersionThatCannotStartSaysNothingOfWhy(t *testing.T) {
 	var log bytes.Buffer
 	r := New(Config{
 		Addresses: fiat.Addresses{Domain: "localhost"},
-		Load: func(context.Context, fiat.Hash) (http.Handler, error) {
+		Load: func(context.Context, fiat.Hash) (fiat.Running, error) {
 			return nil, errors.New("the store is unreachable: failed to connect to user=fiat database=secret")
 		},
 		Metrics: metrics.New(),

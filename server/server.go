@@ -41,6 +41,9 @@ type Config struct {
 	MaxBundle int64
 	// MaxBody is the largest request body a handler may read, in bytes.
 	MaxBody int64
+	// StopIdle is how long a version no env uses runs after its last
+	// request; 0 means deploy.DefaultStopIdle.
+	StopIdle time.Duration
 	// MaxHeader is the largest request header, in bytes.
 	MaxHeader int
 	// MaxConns and MaxAdminConns cap the open connections of the public
@@ -169,6 +172,7 @@ func Start(ctx context.Context, cfg Config) (_ *Server, err error) {
 		Logger:    cfg.Logger,
 		Addresses: s.Addresses,
 		MaxBody:   cfg.MaxBody,
+		StopIdle:  cfg.StopIdle,
 	})
 	if err != nil {
 		publicLn.Close()
