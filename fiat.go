@@ -8,6 +8,7 @@ import (
 	"cmp"
 	"encoding/json"
 	"fmt"
+	"maps"
 	"strings"
 	"time"
 )
@@ -38,9 +39,33 @@ type Config struct {
 	// allocate, or, for a process, what each instance may use. 0, in
 	// versions stored before there was a budget, means DefaultMemory.
 	Memory uint64
+	// Env is the service's config, KEY=VALUE: a process's environment,
+	// what a script reads with config("KEY"). Setting it makes a new
+	// version.
+	Env map[string]string
+	// Secrets are the keys of Env whose values are never shown or logged,
+	// sorted.
+	Secrets []string
 	// Process is how a process service runs; nil for a script.
 	Process *ProcessConfig
 }
+
+// Redacted is c with the values of its secrets hidden, to show.
+func (c Config) Redacted() Config {
+	if len(c.Secrets) == 0 {
+		return c
+	}
+	c.Env = maps.Clone(c.Env)
+	for _, key := range c.Secrets {
+		if _, ok := c.Env[key]; ok {
+			c.Env[key] = SecretShown
+		}
+	}
+	return c
+}
+
+// SecretShown is what is shown of a secret's value.
+const SecretShown = "(secret)"
 
 // ProcessConfig is how a process service's version is built and run.
 type ProcessConfig struct {
@@ -61,9 +86,6 @@ type ProcessConfig struct {
 	Health string `json:"health,omitempty"`
 	// Instances is how many instances of the web process run.
 	Instances int `json:"instances"`
-	// Env is the environment of every instance, besides PORT and PATH:
-	// fiat.toml's env table and the config set with `fiat config set`.
-	Env map[string]string `json:"env,omitempty"`
 	// StartTimeout bounds how long an instance may take to be ready, and
 	// StopTimeout how long it has to exit after SIGTERM before SIGKILL.
 	StartTimeout time.Duration `json:"-"`
@@ -118,12 +140,14 @@ type configJSON struct {
 	Kind     Kind           `json:"kind"`
 	MaxSteps uint64         `json:"max_steps"`
 	Timeout  string         `json:"timeout"`
-	Memory   uint64         `json:"memory"`
-	Process  *ProcessConfig `json:"process,omitempty"`
+	Memory   uint64            `json:"memory"`
+	Env      map[string]string `json:"env,omitempty"`
+	Secrets  []string          `json:"secrets,omitempty"`
+	Process  *ProcessConfig    `json:"process,omitempty"`
 }
 
 func (c Config) MarshalJSON() ([]byte, error) {
-	return json.Marshal(configJSON{Kind: c.Kind, MaxSteps: c.MaxSteps, Timeout: c.Timeout.String(), Memory: c.Memory, Process: c.Process})
+	return json.Marshal(configJSON{Kind: c.Kind, MaxSteps: c.MaxSteps, Timeout: c.Timeout.String(), Memory: c.Memory, Env: c.Env, Secrets: c.Secrets, Process: c.Process})
 }
 
 // UnmarshalJSON reads what MarshalJSON writes, and the nanoseconds that
@@ -136,7 +160,7 @@ func (c *Config) UnmarshalJSON(data []byte) error {
 	if err := json.Unmarshal(data, &raw); err != nil {
 		return err
 	}
-	*c = Config{Kind: raw.Kind, MaxSteps: raw.MaxSteps, Memory: raw.Memory, Process: raw.Process}
+	*c = Config{Kind: raw.Kind, MaxSteps: raw.MaxSteps, Memory: raw.Memory, Env: raw.Env, Secrets: raw.Secrets, Process: raw.Process}
 	var text string
 	if json.Unmarshal(raw.Timeout, &text) == nil {
 		d, err := time.ParseDuration(text)

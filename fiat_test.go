@@ -171,7 +171,7 @@ func TestConfigJSON(t *testing.T) {
 		t.Errorf("Marshal = %s, want %s", data, want)
 	}
 	var back Config
-	if err := json.Unmarshal(data, &back); err != nil || back != c {
+	if err := json.Unmarshal(data, &back); err != nil || !reflect.DeepEqual(back, c) {
 		t.Errorf("Unmarshal(%s) = %+v, %v; want %+v", data, back, err, c)
 	}
 	// Stores written before durations were strings hold nanoseconds.
@@ -187,9 +187,8 @@ func TestConfigJSON(t *testing.T) {
 func processVersion() *Version {
 	return &Version{
 		Service: "web",
-		Config: Config{Kind: Process, Memory: 256 << 20, Process: &ProcessConfig{
+		Config: Config{Kind: Process, Memory: 256 << 20, Env: map[string]string{"GREETING": "hi"}, Secrets: []string{"TOKEN"}, Process: &ProcessConfig{
 			Run: "./server", Build: "go build -o server .", Instances: 2, Health: "/healthz",
-			Env:          map[string]string{"GREETING": "hi"},
 			Workers:      map[string]string{"jobs": "./server -jobs"},
 			StartTimeout: DefaultStartTimeout, StopTimeout: DefaultStopTimeout,
 		}},
@@ -206,16 +205,25 @@ func TestHashCoversHowAProcessRuns(t *testing.T) {
 		"workers":       func(p *ProcessConfig) { p.Workers["mail"] = "./mail" },
 		"health":        func(p *ProcessConfig) { p.Health = "" },
 		"instances":     func(p *ProcessConfig) { p.Instances = 3 },
-		"env value":     func(p *ProcessConfig) { p.Env["GREETING"] = "hello" },
-		"env key":       func(p *ProcessConfig) { p.Env = map[string]string{"GREETINGS": "hi"} },
 		"start timeout": func(p *ProcessConfig) { p.StartTimeout++ },
 		"stop timeout":  func(p *ProcessConfig) { p.StopTimeout++ },
-		// One map's entry must not read as another's.
-		"env moved to workers": func(p *ProcessConfig) { p.Env, p.Workers = p.Workers, p.Env },
 	}
 	for name, change := range changes {
 		v := processVersion()
 		change(v.Config.Process)
+		if HashVersion(v) == base {
+			t.Errorf("changing the %s did not change the hash", name)
+		}
+	}
+	for name, change := range map[string]func(c *Config){
+		"env value": func(c *Config) { c.Env["GREETING"] = "hello" },
+		"env key":   func(c *Config) { c.Env = map[string]string{"GREETINGS": "hi"} },
+		"secrets":   func(c *Config) { c.Secrets = nil },
+		"no env":    func(c *Config) { c.Env = nil },
+		"env moved": func(c *Config) { c.Env, c.Process.Workers = c.Process.Workers, c.Env },
+	} {
+		v := processVersion()
+		change(&v.Config)
 		if HashVersion(v) == base {
 			t.Errorf("changing the %s did not change the hash", name)
 		}
@@ -237,5 +245,14 @@ func TestProcessConfigJSON(t *testing.T) {
 	}
 	if !reflect.DeepEqual(got, want) {
 		t.Errorf("config through JSON:\n got %+v %+v\nwant %+v %+v", got, got.Process, want, want.Process)
+	}
+}
+
+func TestRedactedHidesSecrets(t *testing.T) {
+	c := processVersion().Config
+	c.Env["TOKEN"] = "hunter2"
+	shown := c.Redacted()
+	if shown.Env["TOKEN"] != SecretShown || shown.Env["GREETING"] != "hi" || c.Env["TOKEN"] != "hunter2" {
+		t.Errorf("redacted env %v (original now %v), want TOKEN hidden, GREETING shown, the original untouched", shown.Env, c.Env)
 	}
 }

@@ -68,6 +68,15 @@ func HashVersion(v *Version) Hash {
 	e.uint(v.Config.MaxSteps)
 	e.uint(uint64(v.Config.Timeout))
 	e.uint(v.Config.Memory)
+	// Versions without config hash as they did before there was any.
+	if len(v.Config.Env) > 0 || len(v.Config.Secrets) > 0 {
+		e.str("config")
+		e.strings(v.Config.Env)
+		e.uint(uint64(len(v.Config.Secrets)))
+		for _, key := range v.Config.Secrets {
+			e.str(key)
+		}
+	}
 	if p := v.Config.Process; v.Config.Kind == Process && p != nil {
 		e.str(p.Run)
 		e.str(p.Build)
@@ -75,7 +84,6 @@ func HashVersion(v *Version) Hash {
 		e.strings(p.Workers)
 		e.str(p.Health)
 		e.uint(uint64(p.Instances))
-		e.strings(p.Env)
 		e.uint(uint64(p.StartTimeout))
 		e.uint(uint64(p.StopTimeout))
 	}

@@ -2,6 +2,7 @@ package project
 
 import (
 	"errors"
+	"reflect"
 	"slices"
 	"strings"
 	"testing"
@@ -253,7 +254,7 @@ func TestVersionsAppliesDefaults(t *testing.T) {
 	}
 	v := versions[0]
 	want := fiat.Config{Kind: fiat.Script, MaxSteps: 1_000_000, Timeout: 2 * time.Second, Memory: 64 << 20}
-	if v.Service != "hello" || v.Config != want {
+	if v.Service != "hello" || !reflect.DeepEqual(v.Config, want) {
 		t.Errorf("got service %q with %+v, want hello with %+v", v.Service, v.Config, want)
 	}
 	if got := filePaths(v.Files); !slices.Equal(got, []string{"lib/util.star", "main.star"}) {
@@ -290,7 +291,7 @@ memory = 4294967296
 		{Kind: fiat.Script, MaxSteps: 1, Timeout: time.Millisecond, Memory: 1 << 20},
 	}
 	for i, v := range versions {
-		if v.Config != want[i] {
+		if !reflect.DeepEqual(v.Config, want[i]) {
 			t.Errorf("%s: got %+v, want %+v", v.Service, v.Config, want[i])
 		}
 	}

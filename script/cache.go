@@ -3,6 +3,7 @@ package script
 import (
 	"bytes"
 	"encoding/binary"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"hash/crc32"
@@ -13,7 +14,6 @@ import (
 	"path/filepath"
 	"slices"
 	"sync"
-	"time"
 
 	"github.com/fiatdev/fiat"
 	"go.starlark.net/starlark"
@@ -58,7 +58,7 @@ var headerLen = int64(fiat.HashLen + 4)
 
 // cacheFormat starts every record's encoding. Change it whenever what an
 // encoding holds changes, so that older records read as misses.
-const cacheFormat = "fiat script cache 2\n"
+const cacheFormat = "fiat script cache 3\n"
 
 var castagnoli = crc32.MakeTable(crc32.Castagnoli)
 
@@ -193,17 +193,18 @@ func (e *unusableError) Error() string {
 func (e *unusableError) Is(target error) bool { return target == fs.ErrNotExist }
 
 // appendEncoding appends the program's encoding to b: cacheFormat, the
-// program's id, service and config, its modules (path and Starlark's own
+// program's id, service and config (as JSON), its modules (path and Starlark's own
 // encoding of the compiled module), and a CRC-32C of all of that.
 func (p *Program) appendEncoding(b []byte) ([]byte, error) {
 	start := len(b)
 	b = append(b, cacheFormat...)
 	b = appendString(b, string(p.id))
 	b = appendString(b, p.service)
-	b = appendString(b, string(p.config.Kind))
-	b = binary.AppendUvarint(b, p.config.MaxSteps)
-	b = binary.AppendUvarint(b, uint64(p.config.Timeout))
-	b = binary.AppendUvarint(b, p.config.Memory)
+	config, err := json.Marshal(p.config)
+	if err != nil {
+		return nil, err
+	}
+	b = appendString(b, string(config))
 	b = binary.AppendUvarint(b, uint64(len(p.modules)))
 	var code bytes.Buffer
 	for _, path := range slices.Sorted(maps.Keys(p.modules)) {
@@ -233,13 +234,12 @@ func decodeProgram(data []byte) (*Program, error) {
 	p := &Program{
 		id:      fiat.Hash(d.string()),
 		service: d.string(),
-		config: fiat.Config{
-			Kind:     fiat.Kind(d.string()),
-			MaxSteps: d.uint(),
-			Timeout:  time.Duration(d.uint()),
-			Memory:   d.uint(),
-		},
 		modules: map[string]*starlark.Program{},
+	}
+	if config := d.string(); d.err == nil {
+		if err := json.Unmarshal([]byte(config), &p.config); err != nil {
+			return nil, fmt.Errorf("config: %v", err)
+		}
 	}
 	for n := d.uint(); n > 0 && d.err == nil; n-- {
 		path, code := d.string(), d.bytes()

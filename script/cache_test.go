@@ -11,6 +11,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"reflect"
 	"strings"
 	"sync"
 	"testing"
@@ -58,7 +59,7 @@ func TestCacheRoundTrip(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if cached.ID() != v.ID || cached.service != v.Service || cached.config != v.Config {
+	if cached.ID() != v.ID || cached.service != v.Service || !reflect.DeepEqual(cached.config, v.Config) {
 		t.Errorf("cached program is %s %s %+v, want %s %s %+v", cached.ID(), cached.service, cached.config, v.ID, v.Service, v.Config)
 	}
 	var apps []*App

@@ -26,6 +26,7 @@ var predeclared = starlark.StringDict{
 	"json":     json.Module,
 	"time":     starlarktime.Module,
 	"log":      starlark.NewBuiltin("log", logBuiltin),
+	"config":   starlark.NewBuiltin("config", configBuiltin),
 	"response": starlark.NewBuiltin("response", responseBuiltin),
 	"http": &starlarkstruct.Module{Name: "http", Members: starlark.StringDict{
 		"route": starlark.NewBuiltin("http.route", routeBuiltin),
@@ -206,6 +207,20 @@ func (h *host) testName() string {
 		return testOf(h.req.Context())
 	}
 	return h.test
+}
+
+// configBuiltin is config(key, default=None): the value the service's
+// config gives key (`fiat config set`), or default.
+func configBuiltin(thread *starlark.Thread, b *starlark.Builtin, args starlark.Tuple, kwargs []starlark.Tuple) (starlark.Value, error) {
+	var key string
+	var fallback starlark.Value = starlark.None
+	if err := starlark.UnpackArgs(b.Name(), args, kwargs, "key", &key, "default?", &fallback); err != nil {
+		return nil, err
+	}
+	if value, ok := hostOf(thread).app.prog.config.Env[key]; ok {
+		return starlark.String(value), nil
+	}
+	return fallback, nil
 }
 
 // logBuiltin is log(*args): print without its keyword argument.

@@ -379,7 +379,7 @@ func testState(t *testing.T, s store.Store) {
 	}
 	for _, got := range st.Versions {
 		w := want[got.ID]
-		if got.ID != w.ID || got.Service != w.Service || got.Config != w.Config || !got.Created.Equal(w.Created) {
+		if got.ID != w.ID || got.Service != w.Service || !reflect.DeepEqual(got.Config, w.Config) || !got.Created.Equal(w.Created) {
 			t.Errorf("State version %+v, want %+v", got, w)
 		}
 	}
@@ -431,7 +431,7 @@ func wantVersion(t *testing.T, s store.Store, v *fiat.Version) *fiat.Version {
 	if err != nil {
 		t.Fatalf("Version(%s): %v", v.ID, err)
 	}
-	if got.ID != v.ID || got.Service != v.Service || got.Config != v.Config || !maps.Equal(got.Uses, v.Uses) {
+	if got.ID != v.ID || got.Service != v.Service || !reflect.DeepEqual(got.Config, v.Config) || !maps.Equal(got.Uses, v.Uses) {
 		t.Errorf("Version(%s) = %+v, want %+v", v.ID, got, v)
 	}
 	if len(got.Files) != len(v.Files) {
@@ -888,7 +888,7 @@ func wantRecords(t *testing.T, got, want []store.Record) {
 		}
 		for j := range g.Versions {
 			gv, wv := g.Versions[j], w.Versions[j]
-			if gv.ID != wv.ID || gv.Service != wv.Service || gv.Config != wv.Config || !gv.Created.Equal(wv.Created) {
+			if gv.ID != wv.ID || gv.Service != wv.Service || !reflect.DeepEqual(gv.Config, wv.Config) || !gv.Created.Equal(wv.Created) {
 				t.Errorf("record %d version %d = %+v, want %+v", g.ID, j, gv, wv)
 			}
 		}
