@@ -137,9 +137,9 @@ const DefaultMemory = 64 << 20
 // configJSON is how a Config reads in JSON: durations as Go writes them
 // ("2s"), as people read them.
 type configJSON struct {
-	Kind     Kind           `json:"kind"`
-	MaxSteps uint64         `json:"max_steps"`
-	Timeout  string         `json:"timeout"`
+	Kind     Kind              `json:"kind"`
+	MaxSteps uint64            `json:"max_steps"`
+	Timeout  string            `json:"timeout"`
 	Memory   uint64            `json:"memory"`
 	Env      map[string]string `json:"env,omitempty"`
 	Secrets  []string          `json:"secrets,omitempty"`

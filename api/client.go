@@ -53,6 +53,20 @@ func (c *Client) Rollback(ctx context.Context, env, service, to string) (deploy.
 	return res, err
 }
 
+// Config returns the config of service in env, its secrets hidden.
+func (c *Client) Config(ctx context.Context, env, service string) (Config, error) {
+	var config Config
+	err := c.call(ctx, "GET", "/v1/services/"+url.PathEscape(service)+"/config?env="+url.QueryEscape(env), "", nil, &config)
+	return config, err
+}
+
+// Configure changes the config of service in env, deploying a new version.
+func (c *Client) Configure(ctx context.Context, env, service string, change deploy.ConfigChange) (deploy.Result, error) {
+	var res deploy.Result
+	err := c.callJSON(ctx, "POST", "/v1/services/"+url.PathEscape(service)+"/config", ConfigRequest{Env: &env, Set: change.Set, Unset: change.Unset, Secret: change.Secret}, &res)
+	return res, err
+}
+
 // Envs lists every env.
 func (c *Client) Envs(ctx context.Context) ([]fiat.Env, error) {
 	var envs []fiat.Env

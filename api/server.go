@@ -45,6 +45,8 @@ func NewServer(cfg ServerConfig) http.Handler {
 	mux.Handle("POST /v1/promote", s.auth(s.promote))
 	mux.Handle("GET /v1/services/{service}/versions", s.auth(s.versions))
 	mux.Handle("POST /v1/services/{service}/rollback", s.auth(s.rollback))
+	mux.Handle("GET /v1/services/{service}/config", s.auth(s.config))
+	mux.Handle("POST /v1/services/{service}/config", s.auth(s.configure))
 	mux.Handle("/", s.auth(func(r *http.Request) (any, error) {
 		return nil, &Error{Status: http.StatusNotFound, Message: fmt.Sprintf("no such API endpoint: %s %s (see docs/api.md)", r.Method, r.URL.Path)}
 	}))
@@ -231,8 +233,59 @@ func (s *server) versions(r *http.Request) (any, error) {
 			// A list, never null, for clients that iterate it without checking.
 			versions[i].Envs = []string{}
 		}
+		versions[i].Config = versions[i].Config.Redacted()
 	}
 	return versions, nil
+}
+
+// Config is a service's config in an env, its secrets' values hidden.
+type Config struct {
+	Service string            `json:"service"`
+	Env     string            `json:"env"`
+	Version fiat.Hash         `json:"version"`
+	Config  map[string]string `json:"config"`
+	Secrets []string          `json:"secrets"`
+}
+
+func (s *server) config(r *http.Request) (any, error) {
+	env := fiat.Production
+	if r.URL.Query().Has("env") {
+		env = r.URL.Query().Get("env")
+	}
+	v, err := s.cfg.Deployer.Serving(r.Context(), env, r.PathValue("service"))
+	if err != nil {
+		return nil, err
+	}
+	shown := v.Config.Redacted()
+	c := Config{Service: v.Service, Env: env, Version: v.ID, Config: shown.Env, Secrets: shown.Secrets}
+	if c.Config == nil {
+		c.Config = map[string]string{}
+	}
+	if c.Secrets == nil {
+		c.Secrets = []string{}
+	}
+	return c, nil
+}
+
+// ConfigRequest sets and unsets keys of a service's config in Env
+// (production if nil); Secret marks the keys it sets as secrets.
+type ConfigRequest struct {
+	Env    *string           `json:"env,omitempty"`
+	Set    map[string]string `json:"set,omitempty"`
+	Unset  []string          `json:"unset,omitempty"`
+	Secret bool              `json:"secret,omitempty"`
+}
+
+func (s *server) configure(r *http.Request) (any, error) {
+	var req ConfigRequest
+	if err := decode(r, &req); err != nil {
+		return nil, err
+	}
+	env, err := envField("env", req.Env)
+	if err != nil {
+		return nil, err
+	}
+	return s.cfg.Deployer.Configure(r.Context(), env, r.PathValue("service"), deploy.ConfigChange{Set: req.Set, Unset: req.Unset, Secret: req.Secret})
 }
 
 // RollbackRequest points a service of Env (production if nil) back at its

@@ -200,6 +200,24 @@ func (d *Deployer) deploy(ctx context.Context, env string, bundle project.Bundle
 	// Every problem at once: the versions fiat.toml lets us build are
 	// validated even when it has problems of its own.
 	versions, problems := project.Versions(bundle)
+	rec, err := d.deployVersions(ctx, env, versions, func(invalid map[string]fiat.Problems) fiat.Problems {
+		return bundle.Problems(problems, invalid)
+	})
+	if err != nil {
+		return Result{}, err
+	}
+	res := d.result(rec, func(service string) bool {
+		return slices.ContainsFunc(versions, func(v *fiat.Version) bool { return v.Service == service })
+	})
+	res.DeployMS = millis(time.Since(began))
+	return res, nil
+}
+
+// deployVersions validates the versions env does not have yet and points
+// env at versions. problems gives every problem the deploy has, from those
+// of the versions that failed validation, by service: any, and the deploy
+// is refused.
+func (d *Deployer) deployVersions(ctx context.Context, env string, versions []*fiat.Version, problems func(invalid map[string]fiat.Problems) fiat.Problems) (store.Record, error) {
 	// The change is decided on what the router serves now, which is
 	// every change committed so far.
 	seen, _ := d.router.Env(env)
@@ -212,11 +230,11 @@ func (d *Deployer) deploy(ctx context.Context, env string, bundle project.Bundle
 	ready, invalid := d.validate(ctx, fresh)
 	if err := ctx.Err(); err != nil {
 		stopAll(ready)
-		return Result{}, err
+		return store.Record{}, err
 	}
-	if problems = bundle.Problems(problems, invalid); len(problems) > 0 {
+	if all := problems(invalid); len(all) > 0 {
 		stopAll(ready)
-		return Result{}, problems
+		return store.Record{}, all
 	}
 	now := time.Now().UTC()
 	for _, v := range fresh {
@@ -225,13 +243,8 @@ func (d *Deployer) deploy(ctx context.Context, env string, bundle project.Bundle
 	rec, err := d.commitDeploy(ctx, env, versions, fresh, seen.Services, ready)
 	if err != nil {
 		stopAll(ready)
-		return Result{}, err
 	}
-	res := d.result(rec, func(service string) bool {
-		return slices.ContainsFunc(versions, func(v *fiat.Version) bool { return v.Service == service })
-	})
-	res.DeployMS = millis(time.Since(began))
-	return res, nil
+	return rec, err
 }
 
 // commitDeploy points env at versions, expecting each of their services to

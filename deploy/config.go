@@ -1,0 +1,124 @@
+package deploy
+
+import (
+	"context"
+	"fmt"
+	"maps"
+	"regexp"
+	"slices"
+	"time"
+
+	"github.com/fiatdev/fiat"
+	"github.com/fiatdev/fiat/store"
+)
+
+// ConfigChange sets and unsets keys of a service's config.
+type ConfigChange struct {
+	Set   map[string]string
+	Unset []string
+	// Secret marks the keys Set sets as secrets, whose values are never
+	// shown or logged. A secret stays one when set again without it.
+	Secret bool
+}
+
+// configKey is what a config key may be: an environment variable's name,
+// as shells and every language's getenv take it.
+var configKey = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*$`)
+
+// reservedKeys are set by fiat for every process instance.
+var reservedKeys = []string{"PORT", "PATH"}
+
+func (c ConfigChange) check() error {
+	if len(c.Set) == 0 && len(c.Unset) == 0 {
+		return fmt.Errorf("%w: the config change sets and unsets nothing: give KEY=VALUE pairs to set, or keys to unset", ErrInvalid)
+	}
+	for _, key := range append(slices.Sorted(maps.Keys(c.Set)), c.Unset...) {
+		switch {
+		case !configKey.MatchString(key):
+			return fmt.Errorf("%w: config key %q: use letters, digits and _, not starting with a digit (an environment variable's name)", ErrInvalid, key)
+		case slices.Contains(reservedKeys, key):
+			return fmt.Errorf("%w: config key %s is set by fiat for every instance: choose another name", ErrInvalid, key)
+		}
+	}
+	for _, key := range c.Unset {
+		if _, ok := c.Set[key]; ok {
+			return fmt.Errorf("%w: config key %s is both set and unset", ErrInvalid, key)
+		}
+	}
+	return nil
+}
+
+// Configure makes a new version of service in env, with its config
+// changed as c says, and deploys it like any other: validated, tested and
+// switched, one rollback away from the version before.
+func (d *Deployer) Configure(ctx context.Context, env, service string, c ConfigChange) (Result, error) {
+	began := time.Now()
+	res, err := d.configure(ctx, env, service, c, began)
+	d.metrics.Change("config", time.Since(began), err)
+	return res, err
+}
+
+func (d *Deployer) configure(ctx context.Context, env, service string, c ConfigChange, began time.Time) (Result, error) {
+	if err := checkEnvName(env); err != nil {
+		return Result{}, err
+	}
+	if err := c.check(); err != nil {
+		return Result{}, err
+	}
+	current, err := d.Serving(ctx, env, service)
+	if err != nil {
+		return Result{}, err
+	}
+	next := *current
+	next.Config.Env = maps.Clone(current.Config.Env)
+	if next.Config.Env == nil {
+		next.Config.Env = map[string]string{}
+	}
+	secrets := map[string]bool{}
+	for _, key := range current.Config.Secrets {
+		secrets[key] = true
+	}
+	for key, value := range c.Set {
+		next.Config.Env[key] = value
+		secrets[key] = secrets[key] || c.Secret
+	}
+	for _, key := range c.Unset {
+		if _, ok := next.Config.Env[key]; !ok {
+			return Result{}, fmt.Errorf("config key %s is not set for service %q in env %q (`fiat config list %s` shows what is): %w", key, service, env, service, store.ErrNotFound)
+		}
+		delete(next.Config.Env, key)
+		delete(secrets, key)
+	}
+	next.Config.Secrets = nil
+	for _, key := range slices.Sorted(maps.Keys(secrets)) {
+		if secrets[key] {
+			next.Config.Secrets = append(next.Config.Secrets, key)
+		}
+	}
+	if len(next.Config.Env) == 0 {
+		next.Config.Env = nil
+	}
+	next.ID = fiat.HashVersion(&next)
+	rec, err := d.deployVersions(ctx, env, []*fiat.Version{&next}, func(invalid map[string]fiat.Problems) fiat.Problems {
+		return invalid[service]
+	})
+	if err != nil {
+		return Result{}, err
+	}
+	res := d.result(rec, func(s string) bool { return s == service })
+	res.DeployMS = millis(time.Since(began))
+	return res, nil
+}
+
+// Serving returns the version of service that env serves, files and all.
+func (d *Deployer) Serving(ctx context.Context, env, service string) (*fiat.Version, error) {
+	at, ok := d.router.Env(env)
+	if !ok {
+		return nil, fmt.Errorf("env %q does not exist (`fiat env list` shows those that do): %w", env, store.ErrNotFound)
+	}
+	id, ok := at.Services[service]
+	if !ok {
+		return nil, fmt.Errorf("service %q is not in env %q: deploy it first (`fiat env list` shows what is): %w", service, env, store.ErrNotFound)
+	}
+	return d.store.Version(ctx, id)
+}
