@@ -1,10 +1,12 @@
 package server_test
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"math/rand/v2"
 	"net/http"
 	"net/url"
@@ -20,6 +22,7 @@ import (
 	"github.com/fiatdev/fiat/deploy"
 	"github.com/fiatdev/fiat/internal/pgtest"
 	"github.com/fiatdev/fiat/project"
+	"github.com/fiatdev/fiat/server"
 	"github.com/fiatdev/fiat/store/postgres"
 )
 
@@ -434,4 +437,44 @@ func TestConflictingDeploysFromTwoNodes(t *testing.T) {
 	}
 	t.Logf("%d of 20 deploys were refused as conflicts", refused)
 	c.converged()
+}
+
+// TestServeWaitsForPostgres starts a node while its PostgreSQL is down: it
+// says so, retries, and serves once PostgreSQL is up.
+func TestServeWaitsForPostgres(t *testing.T) {
+	pg := pgtest.Start(t)
+	storeURL := pgtest.DatabaseOn(t, pg.URL)
+	if err := pg.Stop(); err != nil {
+		t.Fatal(err)
+	}
+	var log logBuffer
+	cfg := testConfig(t.TempDir())
+	cfg.Store = storeURL
+	cfg.Logger = slog.New(slog.NewTextHandler(&log, nil))
+	started := make(chan error, 1)
+	var srv *server.Server
+	go func() {
+		var err error
+		srv, err = server.Start(t.Context(), cfg)
+		started <- err
+	}()
+	waitFor(t, "the node to say the store is unreachable", func() bool {
+		return strings.Contains(log.String(), "the store is unreachable: trying again")
+	})
+	select {
+	case err := <-started:
+		t.Fatalf("the node started with its store down: %v", err)
+	default:
+	}
+	if err := pg.StartAgain(); err != nil {
+		t.Fatal(err)
+	}
+	if err := <-started; err != nil {
+		t.Fatalf("the node did not start once PostgreSQL was up: %v", err)
+	}
+	defer srv.Shutdown(context.Background())
+	admin := &api.Client{Server: "http://" + srv.Admin.String(), Token: srv.Token}
+	if _, err := admin.Deploy(t.Context(), fiat.Production, mustLoad(t, writeProject(t, t.TempDir(), "app", "up"))); err != nil {
+		t.Fatal(err)
+	}
 }
