@@ -204,7 +204,14 @@ type Version struct {
 type Env struct {
 	Name     string          `json:"name"`
 	Services map[string]Hash `json:"services"`
+	// Instances is how many instances of a process service the env runs,
+	// for the services `fiat scale` scaled; the others run as many as
+	// their version's config says.
+	Instances map[string]int `json:"instances,omitempty"`
 }
+
+// MaxInstances bounds the instances of one process service in one env.
+const MaxInstances = 100
 
 // Problem is one reason a deploy was refused, located in the project.
 type Problem struct {

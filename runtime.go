@@ -30,3 +30,9 @@ type Running interface {
 	// or when ctx ends.
 	Stop(ctx context.Context) error
 }
+
+// Scaler is a Running version whose number of instances can change: a
+// process service's.
+type Scaler interface {
+	Scale(ctx context.Context, n int) error
+}

@@ -67,6 +67,14 @@ func (c *Client) Configure(ctx context.Context, env, service string, change depl
 	return res, err
 }
 
+// Scale sets how many instances of each process service in instances
+// env runs.
+func (c *Client) Scale(ctx context.Context, env string, instances map[string]int) (deploy.Result, error) {
+	var res deploy.Result
+	err := c.callJSON(ctx, "POST", "/v1/scale", ScaleRequest{Env: &env, Services: instances}, &res)
+	return res, err
+}
+
 // Envs lists every env.
 func (c *Client) Envs(ctx context.Context) ([]fiat.Env, error) {
 	var envs []fiat.Env

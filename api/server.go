@@ -43,6 +43,7 @@ func NewServer(cfg ServerConfig) http.Handler {
 	mux.Handle("POST /v1/envs", s.auth(s.fork))
 	mux.Handle("DELETE /v1/envs/{name}", s.auth(s.deleteEnv))
 	mux.Handle("POST /v1/promote", s.auth(s.promote))
+	mux.Handle("POST /v1/scale", s.auth(s.scale))
 	mux.Handle("GET /v1/services/{service}/versions", s.auth(s.versions))
 	mux.Handle("POST /v1/services/{service}/rollback", s.auth(s.rollback))
 	mux.Handle("GET /v1/services/{service}/config", s.auth(s.config))
@@ -236,6 +237,25 @@ func (s *server) versions(r *http.Request) (any, error) {
 		versions[i].Config = versions[i].Config.Redacted()
 	}
 	return versions, nil
+}
+
+// ScaleRequest sets how many instances of each process service of
+// Services Env (production if nil) runs.
+type ScaleRequest struct {
+	Env      *string        `json:"env,omitempty"`
+	Services map[string]int `json:"services"`
+}
+
+func (s *server) scale(r *http.Request) (any, error) {
+	var req ScaleRequest
+	if err := decode(r, &req); err != nil {
+		return nil, err
+	}
+	env, err := envField("env", req.Env)
+	if err != nil {
+		return nil, err
+	}
+	return s.cfg.Deployer.Scale(r.Context(), env, req.Services)
 }
 
 // Config is a service's config in an env, its secrets' values hidden.

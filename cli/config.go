@@ -5,6 +5,7 @@ import (
 	"io"
 	"maps"
 	"slices"
+	"strconv"
 	"strings"
 	"text/tabwriter"
 
@@ -86,4 +87,29 @@ func printConfig(w io.Writer, config api.Config) {
 		fmt.Fprintf(tw, "%s\t%s\n", key, config.Config[key])
 	}
 	tw.Flush()
+}
+
+func (c *cli) scaleCmd() *cobra.Command {
+	var env string
+	cmd := &cobra.Command{
+		Use:   "scale SERVICE=N...",
+		Short: "Run N instances of a process service in an env, without a new version",
+		Args:  cobra.MinimumNArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			instances := map[string]int{}
+			for _, arg := range args {
+				service, count, ok := strings.Cut(arg, "=")
+				n, err := strconv.Atoi(count)
+				if !ok || err != nil {
+					return fmt.Errorf("%q is not SERVICE=N: give each service and its number of instances joined by =, e.g. web=3", arg)
+				}
+				instances[service] = n
+			}
+			return c.change(func(client *api.Client) (deploy.Result, error) {
+				return client.Scale(cmd.Context(), env, instances)
+			})
+		},
+	}
+	cmd.Flags().StringVar(&env, "env", fiat.Production, "env to scale the services in")
+	return cmd
 }

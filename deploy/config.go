@@ -122,3 +122,30 @@ func (d *Deployer) Serving(ctx context.Context, env, service string) (*fiat.Vers
 	}
 	return d.store.Version(ctx, id)
 }
+
+// Scale sets how many instances of each process service in instances env
+// runs, without a new version: the env keeps the count across deploys.
+func (d *Deployer) Scale(ctx context.Context, env string, instances map[string]int) (Result, error) {
+	return d.change(ctx, "scale", env, func() (store.Change, error) {
+		if len(instances) == 0 {
+			return store.Change{}, fmt.Errorf("%w: scale nothing: give SERVICE=N for each service to scale", ErrInvalid)
+		}
+		at, _ := d.router.Env(env)
+		for service, n := range instances {
+			id, ok := at.Services[service]
+			if !ok {
+				continue // the store says it is not in the env
+			}
+			d.kinds.Lock()
+			kind := d.kinds.of[id]
+			d.kinds.Unlock()
+			if kind != fiat.Process {
+				return store.Change{}, fmt.Errorf("%w: service %q is a %s service, which has no instances to scale", ErrInvalid, service, kind)
+			}
+			if n < 0 || n > fiat.MaxInstances {
+				return store.Change{}, fmt.Errorf("%w: %s=%d: give 0 to %d instances", ErrInvalid, service, n, fiat.MaxInstances)
+			}
+		}
+		return store.Change{Env: env, Kind: "scale", Scale: instances}, nil
+	})
+}

@@ -143,7 +143,32 @@ func (d *Deployer) load(ctx context.Context, id fiat.Hash) (fiat.Running, error)
 	if err != nil {
 		return nil, err
 	}
-	return rt.Start(ctx, id, func(ctx context.Context) (*fiat.Version, error) { return d.store.Version(ctx, id) })
+	running, err := rt.Start(ctx, id, func(ctx context.Context) (*fiat.Version, error) { return d.store.Version(ctx, id) })
+	if err != nil {
+		return nil, err
+	}
+	if scaler, ok := running.(fiat.Scaler); ok {
+		if n, scaled := d.instancesOf(id); scaled {
+			if err := scaler.Scale(ctx, n); err != nil {
+				running.Stop(context.Background())
+				return nil, err
+			}
+		}
+	}
+	return running, nil
+}
+
+// instancesOf is how many instances the envs that serve version id run of
+// it, the most any says, if any env scaled its service.
+func (d *Deployer) instancesOf(id fiat.Hash) (n int, scaled bool) {
+	for _, env := range d.router.Envs() {
+		for service, at := range env.Services {
+			if i, ok := env.Instances[service]; ok && at == id {
+				n, scaled = max(n, i), true
+			}
+		}
+	}
+	return n, scaled
 }
 
 // runtime is the runtime of kind.
@@ -173,6 +198,8 @@ type ServiceResult struct {
 	Name       string    `json:"name"`
 	Version    fiat.Hash `json:"version"`
 	Changed    bool      `json:"changed"`
+	// Instances is how many instances the env runs, if it was scaled.
+	Instances *int `json:"instances,omitempty"`
 	URL        string    `json:"url"`
 	VersionURL string    `json:"version_url"`
 }
@@ -459,13 +486,17 @@ func (d *Deployer) result(rec store.Record, show func(service string) bool) Resu
 			continue
 		}
 		id := rec.After.Services[service]
-		res.Services = append(res.Services, ServiceResult{
+		sr := ServiceResult{
 			Name:       service,
 			Version:    id,
 			Changed:    switched[service],
 			URL:        d.addresses.Service(service, rec.Env),
 			VersionURL: d.addresses.Version(service, id),
-		})
+		}
+		if n, ok := rec.After.Instances[service]; ok {
+			sr.Instances = &n
+		}
+		res.Services = append(res.Services, sr)
 	}
 	return res
 }

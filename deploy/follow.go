@@ -191,6 +191,7 @@ func (f *follower) apply(rec store.Record, prepared map[fiat.Hash]fiat.Running) 
 			f.logger.Error("cannot reload the store's state: serving what this node has", "err", err)
 		}
 	}
+	f.scale(rec.After)
 	// What the env used before and no env uses now stops once its
 	// requests in flight are answered.
 	f.router.Retire(slices.Collect(maps.Values(before.Services))...)
@@ -198,6 +199,20 @@ func (f *follower) apply(rec store.Record, prepared map[fiat.Hash]fiat.Running) 
 	close(f.applied)
 	f.applied = make(chan struct{})
 	f.metrics.ChangeApplied(rec.ID, time.Since(rec.At))
+}
+
+// scale runs as many instances of env's services as it says, where it
+// says.
+func (f *follower) scale(env fiat.Env) {
+	for service, n := range env.Instances {
+		if scaler, ok := f.router.Running(env.Name, service).(fiat.Scaler); ok {
+			go func() {
+				if err := scaler.Scale(context.Background(), n); err != nil {
+					f.logger.Error("cannot scale a service", "env", env.Name, "service", service, "instances", n, "err", err)
+				}
+			}()
+		}
+	}
 }
 
 // reload makes the router serve the store's state. f.mu is held.

@@ -138,6 +138,19 @@ func (r *Router) Envs() []fiat.Env {
 	return envs
 }
 
+// Running returns the started version that env's service is at, or nil
+// if the env does not have the service or the version is not running.
+func (r *Router) Running(env, service string) fiat.Running {
+	v := r.envs.Load().services[envKey{env, service}]
+	if v == nil {
+		return nil
+	}
+	if running := v.running.Load(); running != nil {
+		return running.Running
+	}
+	return nil
+}
+
 // Knows reports whether a version has been added.
 func (r *Router) Knows(id fiat.Hash) bool {
 	r.mu.Lock()

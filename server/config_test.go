@@ -98,6 +98,9 @@ http.route("GET", "/", handle)
 		{[]string{"config", "unset", "app", "NEVER_SET"}, "is not set"},
 		{[]string{"config", "set", "nope", "A=b"}, `service "nope" is not in env`},
 		{[]string{"config", "list", "app", "--env", "nowhere"}, `env "nowhere" does not exist`},
+		{[]string{"scale", "app=2"}, "is a script service, which has no instances"},
+		{[]string{"scale", "nope=2"}, `service "nope" is not in env`},
+		{[]string{"scale", "app"}, "SERVICE=N"},
 	} {
 		if code, out, errOut := n.fiat(refused.args...); code == 0 || !strings.Contains(errOut, refused.want) {
 			t.Errorf("fiat %v: exit %d, %q%q; want a refusal saying %q", refused.args, code, out, errOut, refused.want)

@@ -70,7 +70,7 @@ type Store interface {
 type Change struct {
 	// Env is the env the change applies to.
 	Env string
-	// Kind records why, in the history: "deploy", "rollback", "promote", "fork", "delete".
+	// Kind records why, in the history: "deploy", "rollback", "promote", "fork", "delete", "scale", "config".
 	Kind string
 	// Versions are stored if not already there (content-addressed, so
 	// storing an existing version again is a no-op).
@@ -93,6 +93,9 @@ type Change struct {
 	Existing bool
 	// Delete removes Env and its mapping; history is kept.
 	Delete bool
+	// Scale sets how many instances of each named service Env runs, each
+	// service already in Env (ErrNotFound otherwise), 0 to fiat.MaxInstances.
+	Scale map[string]int
 	// Expect, when not nil, is what the change was decided on: for each
 	// service named, the version Env must still point it at ("" for none).
 	// If any differs, nothing changes and the error wraps ErrConflict.

@@ -321,4 +321,12 @@ $$;
 CREATE TRIGGER announce_change AFTER INSERT ON records
 	FOR EACH ROW EXECUTE FUNCTION announce_change();
 `),
+	// An env may run more or fewer instances of a process service than
+	// its version says.
+	sqlstore.SQL(`
+ALTER TABLE env_services ADD COLUMN instances INTEGER;
+CREATE OR REPLACE VIEW env_versions AS
+	SELECT e.env, e.service, e.history_id, h.version, h.back_to, e.instances
+	FROM env_services e JOIN history h ON h.id = e.history_id;
+`),
 }

@@ -384,4 +384,13 @@ CREATE TABLE positions (
 ) STRICT;
 INSERT INTO positions (last) SELECT COALESCE(MAX(id), 0) FROM records;
 `),
+	// An env may run more or fewer instances of a process service than
+	// its version says.
+	sqlstore.SQL(`
+ALTER TABLE env_services ADD COLUMN instances INTEGER;
+DROP VIEW env_versions;
+CREATE VIEW env_versions AS
+	SELECT e.env, e.service, e.history_id, h.version, h.back_to, e.instances
+	FROM env_services e JOIN history h ON h.id = e.history_id;
+`),
 }

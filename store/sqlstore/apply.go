@@ -70,20 +70,27 @@ func check(c store.Change) error {
 		return err
 	}
 	ops := 0
-	for _, given := range []bool{len(c.Set) > 0 || len(c.Undo) > 0, c.CopyFrom != "", c.Delete} {
+	for _, given := range []bool{len(c.Set) > 0 || len(c.Undo) > 0, c.CopyFrom != "", c.Delete, len(c.Scale) > 0} {
 		if given {
 			ops++
 		}
 	}
 	switch {
 	case ops > 1:
-		return fmt.Errorf("change to env %q: give one of Set/Undo, CopyFrom and Delete, not several", c.Env)
+		return fmt.Errorf("change to env %q: give one of Set/Undo, CopyFrom, Delete and Scale, not several", c.Env)
 	case ops == 0 && len(c.Versions) == 0 && !c.Create:
 		return fmt.Errorf("change to env %q changes nothing", c.Env)
 	case c.Create && c.Delete:
 		return fmt.Errorf("change to env %q both creates and deletes it", c.Env)
 	case c.Existing && (c.Create || c.Delete):
 		return fmt.Errorf("change to env %q requires it to exist and also creates or deletes it", c.Env)
+	case len(c.Scale) > 0 && c.Create:
+		return fmt.Errorf("change to env %q scales services of an env it creates", c.Env)
+	}
+	for service, n := range c.Scale {
+		if n < 0 || n > fiat.MaxInstances {
+			return fmt.Errorf("service %q: %d instances: give 0 to %d", service, n, fiat.MaxInstances)
+		}
 	}
 	for _, v := range c.Versions {
 		if len(v.ID) != fiat.HashLen || !fiat.IsHashPrefix(string(v.ID)) {
@@ -107,6 +114,8 @@ type step struct {
 type head struct {
 	historyID int64
 	step
+	// instances is how many instances the env runs, if scaled.
+	instances sql.NullInt64
 }
 
 func apply(ctx context.Context, tx writeTx, c store.Change, now time.Time) (store.Record, error) {
@@ -136,12 +145,26 @@ func apply(ctx context.Context, tx writeTx, c store.Change, now time.Time) (stor
 		}
 		rec.After = fiat.Env{Name: c.Env, Services: map[string]fiat.Hash{}}
 		rec.Deleted = true
+	case len(c.Scale) > 0:
+		if !exists {
+			return rec, fmt.Errorf("env %q does not exist (`fiat env list` shows those that do): %w", c.Env, store.ErrNotFound)
+		}
+		rec.After = envOf(c.Env, heads)
+		for _, service := range slices.Sorted(maps.Keys(c.Scale)) {
+			if _, ok := heads[service]; !ok {
+				return rec, fmt.Errorf("service %q is not in env %q (`fiat env list` shows what is): %w", service, c.Env, store.ErrNotFound)
+			}
+			if rec.After.Instances == nil {
+				rec.After.Instances = map[string]int{}
+			}
+			rec.After.Instances[service] = c.Scale[service]
+		}
 	default:
 		if steps, err = plan(ctx, tx, c, heads); err != nil {
 			return rec, err
 		}
 		if exists || c.Create || len(steps) > 0 {
-			rec.After = fiat.Env{Name: c.Env, Services: versionsOf(heads)}
+			rec.After = envOf(c.Env, heads)
 			for _, service := range slices.Sorted(maps.Keys(steps)) {
 				if from, to := heads[service].version, steps[service].version; from != to {
 					rec.Switched = append(rec.Switched, store.Switch{Service: service, From: from, To: to})
@@ -165,6 +188,13 @@ func apply(ctx context.Context, tx writeTx, c store.Change, now time.Time) (stor
 		return rec, deleteEnv(ctx, tx, c.Env)
 	case rec.After.Name == "":
 		return rec, nil // it only stored versions
+	case len(c.Scale) > 0:
+		for _, service := range slices.Sorted(maps.Keys(c.Scale)) {
+			if _, err := tx.ExecContext(ctx, `UPDATE env_services SET instances = $1 WHERE env = $2 AND service = $3`, c.Scale[service], c.Env, service); err != nil {
+				return rec, err
+			}
+		}
+		return rec, nil
 	case !exists:
 		if _, err := tx.ExecContext(ctx, `INSERT INTO envs (name) VALUES ($1)`, c.Env); err != nil {
 			return rec, err
@@ -302,7 +332,7 @@ func loadEnv(ctx context.Context, q querier, env string) (bool, map[string]head,
 		var h head
 		var version sql.NullString
 		var historyID sql.NullInt64
-		if err := rows.Scan(&service, &historyID, &version, &h.backTo); err != nil {
+		if err := rows.Scan(&service, &historyID, &version, &h.backTo, &h.instances); err != nil {
 			return false, nil, err
 		}
 		if service.Valid { // an env with no service has one row of NULLs
@@ -311,6 +341,20 @@ func loadEnv(ctx context.Context, q querier, env string) (bool, map[string]head,
 		}
 	}
 	return exists, heads, rows.Err()
+}
+
+// envOf is env, whose heads are given.
+func envOf(name string, heads map[string]head) fiat.Env {
+	env := fiat.Env{Name: name, Services: versionsOf(heads)}
+	for service, h := range heads {
+		if h.instances.Valid {
+			if env.Instances == nil {
+				env.Instances = map[string]int{}
+			}
+			env.Instances[service] = int(h.instances.Int64)
+		}
+	}
+	return env
 }
 
 func versionsOf(heads map[string]head) map[string]fiat.Hash {

@@ -112,7 +112,7 @@ func allEnvs(ctx context.Context, tx *sql.Tx) ([]fiat.Env, error) {
 	if err := rows.Err(); err != nil {
 		return nil, err
 	}
-	rows, err = tx.QueryContext(ctx, `SELECT env, service, version FROM env_versions`)
+	rows, err = tx.QueryContext(ctx, `SELECT env, service, version, instances FROM env_versions`)
 	if err != nil {
 		return nil, err
 	}
@@ -120,10 +120,18 @@ func allEnvs(ctx context.Context, tx *sql.Tx) ([]fiat.Env, error) {
 	for rows.Next() {
 		var env, service string
 		var version fiat.Hash
-		if err := rows.Scan(&env, &service, &version); err != nil {
+		var instances sql.NullInt64
+		if err := rows.Scan(&env, &service, &version, &instances); err != nil {
 			return nil, err
 		}
-		envs[index[env]].Services[service] = version
+		e := &envs[index[env]]
+		e.Services[service] = version
+		if instances.Valid {
+			if e.Instances == nil {
+				e.Instances = map[string]int{}
+			}
+			e.Instances[service] = int(instances.Int64)
+		}
 	}
 	return envs, rows.Err()
 }
@@ -294,7 +302,7 @@ func (s *Store) Env(ctx context.Context, name string) (_ fiat.Env, err error) {
 	if !exists {
 		return fiat.Env{}, fmt.Errorf("env %q: %w", name, store.ErrNotFound)
 	}
-	return fiat.Env{Name: name, Services: versionsOf(heads)}, nil
+	return envOf(name, heads), nil
 }
 
 // AdminToken returns the stored admin token, storing create() first if

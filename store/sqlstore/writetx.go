@@ -19,7 +19,7 @@ const (
 	insertFiles = `INSERT INTO version_files (version_id, path, blob) VALUES `
 	// selectEnv has one row per service of the env, one row of NULLs for
 	// an env without services, and none for an env that does not exist.
-	selectEnv = `SELECT v.service, v.history_id, v.version, v.back_to
+	selectEnv = `SELECT v.service, v.history_id, v.version, v.back_to, v.instances
 		FROM envs e LEFT JOIN env_versions v ON v.env = e.name WHERE e.name = $1`
 	selectService = `SELECT service FROM versions WHERE id = $1`
 	insertHistory = `INSERT INTO history (record_id, service, version, back_to) VALUES ($1, $2, $3, $4) RETURNING id`

@@ -56,6 +56,7 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 		{"Wait", testWait},
 		{"FollowConcurrentWriters", testFollowConcurrentWriters},
 		{"AdminToken", testAdminToken},
+		{"Scale", testScale},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -1036,4 +1037,37 @@ func BenchmarkApply(b *testing.B, s store.Store) {
 		}
 		i++
 	}
+}
+
+// testScale checks that an env keeps how many instances of a service it
+// runs, across deploys of the service, and in its history; that only
+// services in an env are scaled; and that a bad count changes nothing.
+func testScale(t *testing.T, s store.Store) {
+	api1, api2, web1 := newVersion("api", "1", nil), newVersion("api", "2", nil), newVersion("web", "1", nil)
+	deploy(t, s, production, api1, web1)
+	rec := apply(t, s, store.Change{Env: production, Kind: "scale", Scale: map[string]int{"api": 3}})
+	if len(rec.Switched) != 0 || rec.After.Instances["api"] != 3 || rec.After.Services["api"] != api1.ID {
+		t.Errorf("scale record: %+v", rec)
+	}
+	deploy(t, s, production, api2)
+	env, err := s.Env(t.Context(), production)
+	if err != nil || env.Instances["api"] != 3 || len(env.Instances) != 1 || env.Services["api"] != api2.ID {
+		t.Errorf("after scaling api and deploying it again: %+v, %v; want api at 3 instances, web as its version says", env, err)
+	}
+	if got := state(t, s).Envs[0].Instances; got["api"] != 3 {
+		t.Errorf("State: instances %v", got)
+	}
+	recs, err := s.Changes(t.Context(), rec.ID-1, 10)
+	if err != nil || len(recs) != 2 || recs[0].After.Instances["api"] != 3 || recs[1].After.Instances["api"] != 3 {
+		t.Errorf("the history of the scale and the deploy after it: %+v, %v", recs, err)
+	}
+	apply(t, s, store.Change{Env: production, Kind: "scale", Scale: map[string]int{"api": 0}})
+	if env, _ := s.Env(t.Context(), production); env.Instances["api"] != 0 || len(env.Instances) != 1 {
+		t.Errorf("scaled to 0: %+v", env)
+	}
+	refused(t, s, store.Change{Env: production, Kind: "scale", Scale: map[string]int{"db": 2}}, store.ErrNotFound)
+	refused(t, s, store.Change{Env: "nowhere", Kind: "scale", Scale: map[string]int{"api": 2}}, store.ErrNotFound)
+	refused(t, s, store.Change{Env: production, Kind: "scale", Scale: map[string]int{"api": -1}}, nil)
+	refused(t, s, store.Change{Env: production, Kind: "scale", Scale: map[string]int{"api": fiat.MaxInstances + 1}}, nil)
+	refused(t, s, store.Change{Env: production, Kind: "scale", Scale: map[string]int{"api": 2}, Set: map[string]fiat.Hash{"api": api1.ID}}, nil)
 }
