@@ -347,7 +347,7 @@ func (d *Deployer) start(ctx context.Context, v *fiat.Version) (fiat.Running, er
 // stopAll stops versions started for a change that was not made.
 func stopAll(started map[fiat.Hash]fiat.Running) {
 	for _, running := range started {
-		running.Stop(context.Background())
+		go running.Stop(context.Background())
 	}
 }
 
@@ -374,6 +374,7 @@ func (d *Deployer) commit(ctx context.Context, c store.Change, ready map[fiat.Ha
 		d.follower.forget(handlers)
 		return store.Record{}, err
 	}
+	d.warm(ctx, rec, handlers)
 	d.follower.offer(rec)
 	// The change is durable: wait for it to be served even if the client
 	// goes, but not forever if this node cannot read the store.
@@ -383,6 +384,25 @@ func (d *Deployer) commit(ctx context.Context, c store.Change, ready map[fiat.Ha
 		return store.Record{}, fmt.Errorf("change %d to env %s is committed, but this node does not serve it yet (%s): other nodes may; this one will once it reads the store again", rec.ID, c.Env, d.follower.health().Error)
 	}
 	return rec, nil
+}
+
+// warm starts the versions that rec points its env at and that are
+// neither started for it nor running, so that the change is served by
+// versions ready to serve: a rollback to a process's stopped version
+// returns once its instances are ready. One that fails to start here
+// starts on its first request.
+func (d *Deployer) warm(ctx context.Context, rec store.Record, started map[fiat.Hash]fiat.Running) {
+	for service, id := range rec.After.Services {
+		if started[id] != nil || !d.router.Knows(id) || d.router.IsRunning(id) {
+			continue
+		}
+		running, err := d.load(ctx, id)
+		if err != nil {
+			d.logger.Warn("cannot start a version a change serves: it will start on its first request", "service", service, "version", id.Short(), "err", err)
+			continue
+		}
+		d.router.Started(id, running)
+	}
 }
 
 // servedWithin bounds how long a committed change waits for this node to

@@ -70,6 +70,12 @@ func newNode(t *testing.T) *node {
 // sharing one store does.
 func nodeOn(t *testing.T, s *faultyStore) *node {
 	t.Helper()
+	return nodeWith(t, s, func(rt fiat.Runtime) fiat.Runtime { return rt })
+}
+
+// nodeWith starts a node on s whose script runtime is wrap's.
+func nodeWith(t *testing.T, s *faultyStore, wrap func(fiat.Runtime) fiat.Runtime) *node {
+	t.Helper()
 	programs, err := script.OpenCache(filepath.Join(t.TempDir(), "programs.pack"))
 	if err != nil {
 		t.Fatal(err)
@@ -84,7 +90,7 @@ func nodeOn(t *testing.T, s *faultyStore) *node {
 		defer logMu.Unlock()
 		return log.Write(p)
 	}), nil))
-	d, r, err := New(t.Context(), Config{Store: s, Runtimes: map[fiat.Kind]fiat.Runtime{fiat.Script: scripts}, Metrics: metrics.New(), Logger: logger, Addresses: fiat.Addresses{Domain: "localhost"}, MaxBody: 1 << 20})
+	d, r, err := New(t.Context(), Config{Store: s, Runtimes: map[fiat.Kind]fiat.Runtime{fiat.Script: wrap(scripts)}, Metrics: metrics.New(), Logger: logger, Addresses: fiat.Addresses{Domain: "localhost"}, MaxBody: 1 << 20})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -73,6 +73,8 @@ func (f *follower) run(ctx context.Context) {
 			}
 		}
 		f.mu.Unlock()
+		// Versions started for changes this node had applied meanwhile.
+		stopAll(prepared)
 		switch {
 		case err != nil:
 			backoff = min(max(2*backoff, 50*time.Millisecond), 5*time.Second)
@@ -93,11 +95,12 @@ func sleep(ctx context.Context, d time.Duration) {
 	}
 }
 
-// prepare starts the versions that recs store and leave envs pointing
-// at, unless this node started them, so that no request waits for one to
-// start, or fails to if the store is unreachable by then. Versions that a
-// later change in recs replaces, and any that fails to start here, start
-// on their first request instead.
+// prepare starts the versions that recs leave envs pointing at, unless
+// they run on this node already, so that no request waits for one to
+// start (a process's instances, after a rollback to a stopped version), or
+// fails to if the store is unreachable by then. Versions that a later
+// change in recs replaces, and any that fails to start here, start on
+// their first request instead.
 func (f *follower) prepare(ctx context.Context, recs []store.Record) map[fiat.Hash]fiat.Running {
 	after := map[string]fiat.Env{}
 	for _, rec := range recs {
@@ -114,23 +117,29 @@ func (f *follower) prepare(ctx context.Context, recs []store.Record) map[fiat.Ha
 			served[id] = true
 		}
 	}
-	prepared := map[fiat.Hash]fiat.Running{}
+	kinds := map[fiat.Hash]fiat.Kind{}
 	for _, rec := range recs {
 		for _, v := range rec.Versions {
-			f.mu.Lock()
-			_, started := f.started[v.ID]
-			f.mu.Unlock()
-			if started || !served[v.ID] {
-				continue
-			}
-			f.know(v.ID, v.Config.Kind)
-			h, err := f.load(ctx, v.ID)
-			if err != nil {
-				f.logger.Warn("cannot start a version another node deployed: it will start on its first request", "version", v.ID.Short(), "service", v.Service, "err", err)
-				continue
-			}
-			prepared[v.ID] = h
+			kinds[v.ID] = v.Config.Kind
 		}
+	}
+	prepared := map[fiat.Hash]fiat.Running{}
+	for id := range served {
+		f.mu.Lock()
+		_, started := f.started[id]
+		f.mu.Unlock()
+		if started || f.router.IsRunning(id) {
+			continue
+		}
+		if kind, ok := kinds[id]; ok {
+			f.know(id, kind)
+		}
+		running, err := f.load(ctx, id)
+		if err != nil {
+			f.logger.Warn("cannot start a version a change serves: it will start on its first request", "version", id.Short(), "err", err)
+			continue
+		}
+		prepared[id] = running
 	}
 	return prepared
 }
@@ -175,6 +184,13 @@ func (f *follower) apply(rec store.Record, prepared map[fiat.Hash]fiat.Running) 
 		}
 		f.router.AddVersion(v.ID, v.Service, h)
 		delete(f.started, v.ID)
+		delete(prepared, v.ID)
+	}
+	for _, id := range rec.After.Services {
+		if running, ok := prepared[id]; ok {
+			f.router.Started(id, running)
+			delete(prepared, id)
+		}
 	}
 	var err error
 	switch {

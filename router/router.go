@@ -138,6 +138,26 @@ func (r *Router) Envs() []fiat.Env {
 	return envs
 }
 
+// Started makes started the running version id, which the router knows,
+// unless it runs already or the router does not know it: then running is
+// stopped.
+func (r *Router) Started(id fiat.Hash, started fiat.Running) {
+	r.mu.Lock()
+	v := r.versions[id]
+	r.mu.Unlock()
+	if v == nil || !v.running.CompareAndSwap(nil, &running{started}) {
+		go started.Stop(context.Background())
+	}
+}
+
+// IsRunning reports whether version id is started.
+func (r *Router) IsRunning(id fiat.Hash) bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	v := r.versions[id]
+	return v != nil && v.running.Load() != nil
+}
+
 // Running returns the started version that env's service is at, or nil
 // if the env does not have the service or the version is not running.
 func (r *Router) Running(env, service string) fiat.Running {
