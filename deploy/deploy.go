@@ -195,13 +195,13 @@ type Result struct {
 
 // ServiceResult is one service of an env after a change.
 type ServiceResult struct {
-	Name       string    `json:"name"`
-	Version    fiat.Hash `json:"version"`
-	Changed    bool      `json:"changed"`
+	Name    string    `json:"name"`
+	Version fiat.Hash `json:"version"`
+	Changed bool      `json:"changed"`
 	// Instances is how many instances the env runs, if it was scaled.
-	Instances *int `json:"instances,omitempty"`
-	URL        string    `json:"url"`
-	VersionURL string    `json:"version_url"`
+	Instances  *int   `json:"instances,omitempty"`
+	URL        string `json:"url"`
+	VersionURL string `json:"version_url"`
 }
 
 // maxConflicts bounds how often a deploy is applied again after changes
