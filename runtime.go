@@ -3,6 +3,7 @@ package fiat
 import (
 	"context"
 	"net/http"
+	"time"
 )
 
 // A Runtime runs the versions of one kind of service. Deploy and the
@@ -35,4 +36,42 @@ type Running interface {
 // process service's.
 type Scaler interface {
 	Scale(ctx context.Context, n int) error
+}
+
+// Supervised is a Running version whose instances fiat supervises: a
+// process service's. `fiat ps`, `fiat logs` and `fiat restart` reach it.
+type Supervised interface {
+	// Instances describes each instance, web and workers.
+	Instances() []Instance
+	// Logs returns the last n lines the instances wrote, oldest first.
+	Logs(n int) []LogLine
+	// Follow sends each line written from now on, until ctx ends.
+	Follow(ctx context.Context) <-chan LogLine
+	// Restart replaces every instance with a new one, one after the
+	// other, each new one ready before the old one stops.
+	Restart(ctx context.Context) error
+}
+
+// Instance is one instance of a running version.
+type Instance struct {
+	// ID names the instance within its version: web.1, web.2, jobs.1.
+	ID string `json:"id"`
+	// Type is web, or the name of a worker.
+	Type string `json:"type"`
+	PID  int    `json:"pid,omitempty"`
+	// State is starting, ready, running (a worker), crashed, restarting
+	// or stopped.
+	State    string    `json:"state"`
+	Restarts int       `json:"restarts"`
+	Started  time.Time `json:"started"`
+	// MemoryBytes is the instance's resident memory.
+	MemoryBytes uint64 `json:"memory_bytes"`
+}
+
+// LogLine is one line an instance wrote to its output.
+type LogLine struct {
+	Time     time.Time `json:"time"`
+	Version  Hash      `json:"version"`
+	Instance string    `json:"instance"`
+	Text     string    `json:"text"`
 }

@@ -8,6 +8,7 @@ import (
 	"io"
 	"net/http"
 	"net/url"
+	"strconv"
 
 	"github.com/fiatdev/fiat"
 	"github.com/fiatdev/fiat/deploy"
@@ -110,9 +111,27 @@ func (c *Client) callJSON(ctx context.Context, method, path string, in, out any)
 }
 
 func (c *Client) call(ctx context.Context, method, path, contentType string, body io.Reader, out any) error {
-	req, err := http.NewRequestWithContext(ctx, method, c.Server+path, body)
+	resp, err := c.do(ctx, method, path, contentType, body)
 	if err != nil {
 		return err
+	}
+	defer resp.Body.Close()
+	data, err := io.ReadAll(resp.Body)
+	if err != nil {
+		return err
+	}
+	if out == nil {
+		return nil
+	}
+	return json.Unmarshal(data, out)
+}
+
+// do sends a request and returns its response if it succeeded, and the
+// API's error otherwise.
+func (c *Client) do(ctx context.Context, method, path, contentType string, body io.Reader) (*http.Response, error) {
+	req, err := http.NewRequestWithContext(ctx, method, c.Server+path, body)
+	if err != nil {
+		return nil, err
 	}
 	if contentType != "" {
 		req.Header.Set("Content-Type", contentType)
@@ -124,22 +143,64 @@ func (c *Client) call(ctx context.Context, method, path, contentType string, bod
 	}
 	resp, err := httpClient.Do(req)
 	if err != nil {
-		return fmt.Errorf("cannot reach the fiat server at %s: %w (start it with `fiat serve`, or point --server / FIAT_SERVER at it)", c.Server, err)
+		return nil, fmt.Errorf("cannot reach the fiat server at %s: %w (start it with `fiat serve`, or point --server / FIAT_SERVER at it)", c.Server, err)
+	}
+	if resp.StatusCode < 300 {
+		return resp, nil
 	}
 	defer resp.Body.Close()
 	data, err := io.ReadAll(resp.Body)
 	if err != nil {
+		return nil, err
+	}
+	apiErr := &Error{Status: resp.StatusCode}
+	if json.Unmarshal(data, apiErr) != nil || apiErr.Message == "" {
+		apiErr.Message = fmt.Sprintf("%s %s: %s: %s", method, path, resp.Status, bytes.TrimSpace(data))
+	}
+	return nil, apiErr
+}
+
+// Processes lists the process services running on the server's node.
+func (c *Client) Processes(ctx context.Context) ([]deploy.Process, error) {
+	var ps []deploy.Process
+	err := c.call(ctx, "GET", "/v1/ps", "", nil, &ps)
+	return ps, err
+}
+
+// Restart restarts the instances of service in env, one after the other.
+func (c *Client) Restart(ctx context.Context, env, service string) (deploy.Process, error) {
+	var p deploy.Process
+	err := c.callJSON(ctx, "POST", "/v1/services/"+url.PathEscape(service)+"/restart", RestartRequest{Env: &env}, &p)
+	return p, err
+}
+
+// Logs calls each with the last lines that service's instances wrote, as
+// the request says, and then, if it follows, every new line until ctx
+// ends.
+func (c *Client) Logs(ctx context.Context, service string, req LogsRequest, each func(fiat.LogLine) error) error {
+	q := url.Values{"env": {req.Env}, "n": {strconv.Itoa(req.N)}}
+	if req.Version != "" {
+		q.Set("version", req.Version)
+	}
+	if req.Follow {
+		q.Set("follow", "true")
+	}
+	resp, err := c.do(ctx, "GET", "/v1/services/"+url.PathEscape(service)+"/logs?"+q.Encode(), "", nil)
+	if err != nil {
 		return err
 	}
-	if resp.StatusCode >= 300 {
-		apiErr := &Error{Status: resp.StatusCode}
-		if json.Unmarshal(data, apiErr) != nil || apiErr.Message == "" {
-			apiErr.Message = fmt.Sprintf("%s %s: %s: %s", method, path, resp.Status, bytes.TrimSpace(data))
+	defer resp.Body.Close()
+	dec := json.NewDecoder(resp.Body)
+	for {
+		var line fiat.LogLine
+		if err := dec.Decode(&line); err != nil {
+			if err == io.EOF || ctx.Err() != nil {
+				return nil
+			}
+			return err
 		}
-		return apiErr
+		if err := each(line); err != nil {
+			return err
+		}
 	}
-	if out == nil {
-		return nil
-	}
-	return json.Unmarshal(data, out)
 }

@@ -44,6 +44,9 @@ func NewServer(cfg ServerConfig) http.Handler {
 	mux.Handle("DELETE /v1/envs/{name}", s.auth(s.deleteEnv))
 	mux.Handle("POST /v1/promote", s.auth(s.promote))
 	mux.Handle("POST /v1/scale", s.auth(s.scale))
+	mux.Handle("GET /v1/ps", s.auth(s.processes))
+	mux.Handle("GET /v1/services/{service}/logs", s.authorizedOnly(http.HandlerFunc(s.logs)))
+	mux.Handle("POST /v1/services/{service}/restart", s.auth(s.restart))
 	mux.Handle("GET /v1/services/{service}/versions", s.auth(s.versions))
 	mux.Handle("POST /v1/services/{service}/rollback", s.auth(s.rollback))
 	mux.Handle("GET /v1/services/{service}/config", s.auth(s.config))
@@ -71,14 +74,21 @@ func (s *server) healthz(w http.ResponseWriter, r *http.Request) {
 type endpoint func(r *http.Request) (any, error)
 
 func (s *server) auth(e endpoint) http.Handler {
+	return s.authorizedOnly(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		v, err := e(r)
+		s.reply(w, r, v, err)
+	}))
+}
+
+// authorizedOnly serves h to requests that present the admin token.
+func (s *server) authorizedOnly(h http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if !s.authorized(r.Header.Get("Authorization")) {
 			w.Header().Set("WWW-Authenticate", "Bearer")
 			s.reply(w, r, nil, &Error{Status: http.StatusUnauthorized, Message: "missing or wrong admin token: send \"Authorization: Bearer <token>\" with the token in the server's <data>/admin-token file"})
 			return
 		}
-		v, err := e(r)
-		s.reply(w, r, v, err)
+		h.ServeHTTP(w, r)
 	})
 }
 

@@ -150,6 +150,20 @@ func (r *Router) Started(id fiat.Hash, started fiat.Running) {
 	}
 }
 
+// RunningVersion returns version id if it is started, else nil.
+func (r *Router) RunningVersion(id fiat.Hash) fiat.Running {
+	r.mu.Lock()
+	v := r.versions[id]
+	r.mu.Unlock()
+	if v == nil {
+		return nil
+	}
+	if running := v.running.Load(); running != nil {
+		return running.Running
+	}
+	return nil
+}
+
 // IsRunning reports whether version id is started.
 func (r *Router) IsRunning(id fiat.Hash) bool {
 	r.mu.Lock()
