@@ -59,7 +59,7 @@ func (p *Program) Start(opts Options) (*App, error) {
 	switch {
 	case err != nil:
 		problems = append(problems, h.problem(err, ""))
-	case len(problems) == 0 && len(h.routes.routes) == 0:
+	case len(problems) == 0 && len(h.routes.routes) == 0 && !h.routes.static:
 		problems = append(problems, fiat.Problem{Path: mainModule, Message: "declares no routes: add http.route(method, path, handler)"})
 	}
 	if len(problems) > 0 {

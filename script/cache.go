@@ -58,7 +58,7 @@ var headerLen = int64(fiat.HashLen + 4)
 
 // cacheFormat starts every record's encoding. Change it whenever what an
 // encoding holds changes, so that older records read as misses.
-const cacheFormat = "fiat script cache 3\n"
+const cacheFormat = "fiat script cache 4\n"
 
 var castagnoli = crc32.MakeTable(crc32.Castagnoli)
 
@@ -194,7 +194,8 @@ func (e *unusableError) Is(target error) bool { return target == fs.ErrNotExist 
 
 // appendEncoding appends the program's encoding to b: cacheFormat, the
 // program's id, service and config (as JSON), its modules (path and Starlark's own
-// encoding of the compiled module), and a CRC-32C of all of that.
+// encoding of the compiled module), its assets (path and content), and a
+// CRC-32C of all of that.
 func (p *Program) appendEncoding(b []byte) ([]byte, error) {
 	start := len(b)
 	b = append(b, cacheFormat...)
@@ -214,6 +215,11 @@ func (p *Program) appendEncoding(b []byte) ([]byte, error) {
 		}
 		b = appendString(b, path)
 		b = append(binary.AppendUvarint(b, uint64(code.Len())), code.Bytes()...)
+	}
+	b = binary.AppendUvarint(b, uint64(len(p.assets)))
+	for _, path := range slices.Sorted(maps.Keys(p.assets)) {
+		b = appendString(b, path)
+		b = append(binary.AppendUvarint(b, uint64(len(p.assets[path]))), p.assets[path]...)
 	}
 	return binary.LittleEndian.AppendUint32(b, crc32.Checksum(b[start:], castagnoli)), nil
 }
@@ -235,6 +241,7 @@ func decodeProgram(data []byte) (*Program, error) {
 		id:      fiat.Hash(d.string()),
 		service: d.string(),
 		modules: map[string]*starlark.Program{},
+		assets:  map[string][]byte{},
 	}
 	if config := d.string(); d.err == nil {
 		if err := json.Unmarshal([]byte(config), &p.config); err != nil {
@@ -251,6 +258,10 @@ func decodeProgram(data []byte) (*Program, error) {
 			return nil, fmt.Errorf("%s: %v", path, err)
 		}
 		p.modules[path] = prog
+	}
+	for n := d.uint(); n > 0 && d.err == nil; n-- {
+		path, data := d.string(), d.bytes()
+		p.assets[path] = data
 	}
 	if d.err == nil && len(d.data) > 0 {
 		d.err = errors.New("trailing data")

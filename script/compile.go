@@ -41,6 +41,9 @@ type Program struct {
 	// version can take the modules it does not change. A program read
 	// from the cache has none.
 	sources map[string][sha256.Size]byte
+	// assets are the version's other files, by path, which http.static
+	// serves.
+	assets map[string][]byte
 }
 
 // ID is the hash of the version the program was compiled from.
@@ -71,11 +74,12 @@ func Compile(v *fiat.Version) (*Program, error) {
 // again: compiled modules are immutable, so versions can share them.
 // previous may be nil.
 func CompileFrom(v *fiat.Version, previous *Program) (*Program, error) {
-	p := &Program{id: v.ID, service: v.Service, config: v.Config, modules: map[string]*starlark.Program{}, sources: map[string][sha256.Size]byte{}}
+	p := &Program{id: v.ID, service: v.Service, config: v.Config, modules: map[string]*starlark.Program{}, sources: map[string][sha256.Size]byte{}, assets: map[string][]byte{}}
 	var problems fiat.Problems
 	failed := map[string]bool{}
 	for _, f := range v.Files {
 		if path.Ext(f.Path) != ".star" {
+			p.assets[f.Path] = f.Data
 			continue
 		}
 		source := sha256.Sum256(f.Data)

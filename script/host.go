@@ -29,7 +29,8 @@ var predeclared = starlark.StringDict{
 	"config":   starlark.NewBuiltin("config", configBuiltin),
 	"response": starlark.NewBuiltin("response", responseBuiltin),
 	"http": &starlarkstruct.Module{Name: "http", Members: starlark.StringDict{
-		"route": starlark.NewBuiltin("http.route", routeBuiltin),
+		"route":  starlark.NewBuiltin("http.route", routeBuiltin),
+		"static": starlark.NewBuiltin("http.static", staticBuiltin),
 	}},
 }
 

@@ -54,6 +54,8 @@ type routeTable struct {
 	mux      *http.ServeMux
 	routes   []*route
 	problems fiat.Problems
+	// static is set once http.static serves files.
+	static bool
 }
 
 func routeBuiltin(thread *starlark.Thread, b *starlark.Builtin, args starlark.Tuple, kwargs []starlark.Tuple) (starlark.Value, error) {
@@ -118,13 +120,19 @@ func rejection(routes []*route, rt *route, err error) error {
 
 // register adds rt to mux, turning ServeMux's panic on a bad or conflicting
 // pattern into an error.
-func register(mux *http.ServeMux, rt *route) (err error) {
+// register adds rt to mux, served by handler if given, else by rt's own
+// handler.
+func register(mux *http.ServeMux, rt *route, handler ...http.Handler) (err error) {
 	defer func() {
 		if p := recover(); p != nil {
 			err = fmt.Errorf("%v", p)
 		}
 	}()
-	mux.Handle(rt.pattern(), rt)
+	var h http.Handler = rt
+	if len(handler) > 0 {
+		h = handler[0]
+	}
+	mux.Handle(rt.pattern(), h)
 	return nil
 }
 
