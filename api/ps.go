@@ -92,4 +92,3 @@ func (s *server) logs(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 }
-

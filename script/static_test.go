@@ -70,7 +70,7 @@ func TestStatic(t *testing.T) {
 
 func TestStaticRefusesBadDirs(t *testing.T) {
 	for call, want := range map[string]string{
-		`http.static("assets", "public")`:  `prefix "assets"`,
+		`http.static("assets", "public")`:   `prefix "assets"`,
 		`http.static("/assets/", "public")`: `prefix "/assets/"`,
 		`http.static("/assets", "../up")`:   `dir "../up"`,
 		`http.static("/assets", "/etc")`:    `dir "/etc"`,
