@@ -185,6 +185,8 @@ func (c *Config) UnmarshalJSON(data []byte) error {
 type File struct {
 	Path string `json:"path"`
 	Data []byte `json:"data"`
+	// Executable files are programs a process service runs.
+	Executable bool `json:"executable,omitempty"`
 }
 
 // Version is an immutable snapshot of one service. Its ID is the hash of

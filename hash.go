@@ -91,7 +91,12 @@ func HashVersion(v *Version) Hash {
 	slices.SortFunc(files, func(a, b File) int { return strings.Compare(a.Path, b.Path) })
 	e.uint(uint64(len(files)))
 	for _, f := range files {
-		e.str(f.Path)
+		if f.Executable {
+			// No path holds a NUL: this reads as no other file.
+			e.str(f.Path + "\x00executable")
+		} else {
+			e.str(f.Path)
+		}
 		e.bytes(f.Data)
 	}
 	uses := make(map[string]string, len(v.Uses))

@@ -54,7 +54,9 @@ func TestLoadSelectsServiceFiles(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := []string{"api/jobs/job.star", "api/main.star", "fiat.toml", "lib/util.star", "main.star"}
+	// Every file of a service's dir, not only its scripts; not hidden ones,
+	// nor symlinks.
+	want := []string{"README.md", "api/jobs/job.star", "api/main.star", "fiat.toml", "lib/util.star", "main.star", "outside/other.star.go"}
 	if got := filePaths(b.Files); !slices.Equal(got, want) {
 		t.Errorf("got files %q, want %q", got, want)
 	}
@@ -195,7 +197,8 @@ func TestVersionIDs(t *testing.T) {
 		delete(f, "api/lib.star")
 	})
 	unchanged("a file of no service added", func(f map[string]string) { f["tools/x.star"] = "x" })
-	unchanged("a non-.star file added", func(f map[string]string) { f["api/README.md"] = "docs" })
+	unchanged("a hidden file added", func(f map[string]string) { f["api/.notes.md"] = "notes" })
+	changed("a non-.star file added: assets are part of a version", func(f map[string]string) { f["api/README.md"] = "docs" })
 	changed("file edited", func(f map[string]string) { f["api/lib.star"] = "lib v2" })
 	changed("file added", func(f map[string]string) { f["api/more.star"] = "more" })
 	changed("file renamed", func(f map[string]string) {

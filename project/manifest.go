@@ -7,6 +7,7 @@ import (
 	"path"
 	"slices"
 	"strconv"
+	"regexp"
 	"strings"
 	"time"
 
@@ -27,6 +28,10 @@ const (
 	maxTimeout      = 5 * time.Minute
 	minMemory       = 1 << 20
 	maxMemory       = 4 << 30
+	// A process service's defaults and limits.
+	defaultProcessMemory = 512 << 20
+	maxStartTimeout      = 10 * time.Minute
+	maxStopTimeout       = 5 * time.Minute
 )
 
 // serviceKeys are the keys of a [services.NAME] table, with the TOML types
@@ -35,12 +40,22 @@ var serviceKeys = map[string]struct {
 	kinds   []unstable.Kind
 	example string
 }{
-	"dir":       {[]unstable.Kind{unstable.String}, `"hello"`},
-	"kind":      {[]unstable.Kind{unstable.String}, `"script"`},
-	"max_steps": {[]unstable.Kind{unstable.Integer}, "1_000_000"},
-	"memory":    {[]unstable.Kind{unstable.String, unstable.Integer}, `"64MiB"`},
-	"timeout":   {[]unstable.Kind{unstable.String}, `"2s"`},
+	"dir":           {[]unstable.Kind{unstable.String}, `"hello"`},
+	"kind":          {[]unstable.Kind{unstable.String}, `"script"`},
+	"max_steps":     {[]unstable.Kind{unstable.Integer}, "1_000_000"},
+	"memory":        {[]unstable.Kind{unstable.String, unstable.Integer}, `"64MiB"`},
+	"timeout":       {[]unstable.Kind{unstable.String}, `"2s"`},
+	"run":           {[]unstable.Kind{unstable.String}, `"./server"`},
+	"build":         {[]unstable.Kind{unstable.String}, `"go build -o server ."`},
+	"health":        {[]unstable.Kind{unstable.String}, `"/healthz"`},
+	"instances":     {[]unstable.Kind{unstable.Integer}, "2"},
+	"start_timeout": {[]unstable.Kind{unstable.String}, `"60s"`},
+	"stop_timeout":  {[]unstable.Kind{unstable.String}, `"30s"`},
+	"env":           {[]unstable.Kind{unstable.Table}, `{ GREETING = "hello" }`},
 }
+
+// scriptKeys are the keys only script services take.
+var scriptKeys = []string{"max_steps", "timeout"}
 
 var serviceKeyNames = slices.Sorted(maps.Keys(serviceKeys))
 
@@ -62,6 +77,12 @@ type service struct {
 	// it has the default dir.
 	dirAt  position
 	config fiat.Config
+	// set are the keys fiat.toml sets, where, to check once the kind is
+	// known that they are the kind's.
+	set map[string]position
+	// kind is where kind is given, if it is, and what it says.
+	kindAt *position
+	kind   fiat.Kind
 }
 
 // parseManifest reads and checks fiat.toml. It returns every problem found,
@@ -79,6 +100,9 @@ func parseManifest(data []byte) (*manifest, fiat.Problems) {
 		return strings.Compare(a.name, b.name)
 	})}
 	c.checkDirsDiffer(m.services)
+	for _, svc := range m.services {
+		c.checkKind(svc)
+	}
 	for _, svc := range m.services {
 		if svc.dir != "" {
 			m.dirs.add(svc)
@@ -170,6 +194,7 @@ func (c *checker) service(name keyPart) *service {
 		dir:    ".",
 		dirAt:  name.at,
 		config: fiat.Config{Kind: fiat.Script, MaxSteps: defaultMaxSteps, Timeout: defaultTimeout, Memory: fiat.DefaultMemory},
+		set:    map[string]position{},
 	}
 	c.services[name.name] = svc
 	return svc
@@ -178,7 +203,18 @@ func (c *checker) service(name keyPart) *service {
 // setKey applies s, a key of the [services.NAME] table of svc.
 func (c *checker) setKey(svc *service, s setting) {
 	name := s.key[2].name
+	if name == "env" && len(s.key) > 3 {
+		c.setEnv(svc, s)
+		return
+	}
+	if len(s.key) > 3 {
+		// A key under another key makes that one a table.
+		s = setting{key: s.key[:3], kind: unstable.Table, at: s.key[2].at}
+	}
 	want, known := serviceKeys[name]
+	if known {
+		svc.set[name] = s.at
+	}
 	switch {
 	case !known:
 		c.unknownKey(s.key, serviceKeyNames, "a service's keys are "+strings.Join(serviceKeyNames, ", "))
@@ -191,7 +227,48 @@ func (c *checker) setKey(svc *service, s setting) {
 	case name == "dir":
 		c.setDir(svc, s)
 	case name == "kind":
-		c.setKind(s)
+		c.setKind(svc, s)
+	case name == "run", name == "build":
+		if strings.TrimSpace(s.value) == "" {
+			c.report(s.at, "%s is empty: give the command, like %s = %s", name, name, want.example)
+			return
+		}
+		if name == "run" {
+			svc.process().Run = s.value
+		} else {
+			svc.process().Build = s.value
+		}
+	case name == "health":
+		if !strings.HasPrefix(s.value, "/") || strings.ContainsAny(s.value, " \t\r\n") {
+			c.report(s.at, "health %q is not a path: give the path that answers 2xx once an instance is ready, like \"/healthz\"", s.value)
+			return
+		}
+		svc.process().Health = s.value
+	case name == "instances":
+		n, err := strconv.ParseInt(s.value, 0, 64)
+		if err != nil || n < 0 || n > fiat.MaxInstances {
+			c.report(s.at, "instances must be from 0 to %d, not %s", fiat.MaxInstances, s.value)
+			return
+		}
+		svc.process().Instances = int(n)
+	case name == "start_timeout", name == "stop_timeout":
+		limit := maxStartTimeout
+		if name == "stop_timeout" {
+			limit = maxStopTimeout
+		}
+		d, err := time.ParseDuration(s.value)
+		switch {
+		case err != nil:
+			c.report(s.at, `%s %q is not a duration: write it like "30s" or "2m"`, name, s.value)
+		case d < time.Second || d > limit:
+			c.report(s.at, "%s must be from 1s to %s, not %q", name, limit, s.value)
+		case name == "start_timeout":
+			svc.process().StartTimeout = d
+		default:
+			svc.process().StopTimeout = d
+		}
+	case name == "env":
+		// The table itself: its keys come as settings of their own.
 	case name == "max_steps":
 		// TOML integers are Go integer literals, and the decoder has
 		// checked that they fit an int64.
@@ -289,14 +366,77 @@ func (c *checker) setDir(svc *service, s setting) {
 	}
 }
 
-func (c *checker) setKind(s setting) {
+func (c *checker) setKind(svc *service, s setting) {
 	switch fiat.Kind(s.value) {
-	case fiat.Script:
-		// The default, and the only kind that runs today.
-	case fiat.Process:
-		c.report(s.at, `process services are not supported yet, sorry: for now, only kind = "script" runs`)
+	case fiat.Script, fiat.Process:
+		at := s.at
+		svc.kindAt, svc.kind = &at, fiat.Kind(s.value)
+		if svc.kind == fiat.Process {
+			svc.process()
+		}
 	default:
-		c.report(s.at, `kind %q is unknown: only kind = "script" runs today`, s.value)
+		c.report(s.at, `kind %q is unknown: a service is a "script" (main.star) or a "process" (with run = "...")`, s.value)
+	}
+}
+
+// process makes svc a process service, with the defaults, and returns how
+// it runs.
+func (svc *service) process() *fiat.ProcessConfig {
+	if svc.config.Process == nil {
+		svc.config.Kind = fiat.Process
+		svc.config.MaxSteps, svc.config.Timeout = 0, 0
+		if _, set := svc.set["memory"]; !set {
+			svc.config.Memory = defaultProcessMemory
+		}
+		svc.config.Process = &fiat.ProcessConfig{Instances: fiat.DefaultInstances, StartTimeout: fiat.DefaultStartTimeout, StopTimeout: fiat.DefaultStopTimeout}
+	}
+	return svc.config.Process
+}
+
+// configKey is what a key of a service's env table may be: an environment
+// variable's name. PORT and PATH are fiat's to set.
+var configKey = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*$`)
+
+// setEnv applies s, a key of a service's env table.
+func (c *checker) setEnv(svc *service, s setting) {
+	key := s.key[3].name
+	switch {
+	case len(s.key) > 4:
+		c.reportKey(s.key, s.at, "%s is not a table: env holds KEY = \"value\" pairs", keyString(s.key[:4]))
+	case s.kind != unstable.String:
+		c.reportKey(s.key, s.at, "%s must be a string, like %s = \"value\", not %s", keyString(s.key), key, kindNames[s.kind])
+	case !configKey.MatchString(key):
+		c.report(s.key[3].at, "env key %q: use letters, digits and _, not starting with a digit (an environment variable's name)", key)
+	case key == "PORT" || key == "PATH":
+		c.report(s.key[3].at, "env key %s is set by fiat for every instance: choose another name", key)
+	default:
+		if svc.config.Env == nil {
+			svc.config.Env = map[string]string{}
+		}
+		svc.config.Env[key] = s.value
+	}
+}
+
+// checkKind reports the keys of the other kind that svc sets, once the
+// whole of fiat.toml says which kind it is.
+func (c *checker) checkKind(svc *service) {
+	if svc.kind == fiat.Script && svc.config.Kind == fiat.Process {
+		c.report(*svc.kindAt, `service %s says kind = "script" but sets keys of a process service (run, build, health, instances, start_timeout, stop_timeout): remove one or the other`, svc.name)
+		return
+	}
+	if svc.config.Kind == fiat.Process {
+		if svc.config.Process.Run == "" {
+			at := svc.dirAt
+			if svc.kindAt != nil {
+				at = *svc.kindAt
+			}
+			c.report(at, `service %s is a process service without run: give the command that serves HTTP on $PORT, like run = "./server"`, svc.name)
+		}
+		for _, key := range scriptKeys {
+			if at, ok := svc.set[key]; ok {
+				c.report(at, "%s is a key of script services; service %s is a process (it has run): remove it", key, svc.name)
+			}
+		}
 	}
 }
 
@@ -406,12 +546,12 @@ func (t *dirTree) owner(elems []string) (owner *service, depth int, onPath bool)
 }
 
 // serviceOf returns the service that file (a path relative to the project
-// root) belongs to, or nil. A service owns the .star files under its dir,
-// except hidden ones and those under the dir of a service nested inside it.
-// Load and Versions share this rule, so that a version holds the same files
-// whether it comes from disk or over the wire.
+// root) belongs to, or nil. A service owns the files under its dir, except
+// hidden ones (.git, .env), fiat.toml and those under the dir of a service
+// nested inside it. Load and Versions share this rule, so that a version
+// holds the same files whether it comes from disk or over the wire.
 func (m *manifest) serviceOf(file string) *service {
-	if path.Ext(file) != ".star" {
+	if file == manifestName {
 		return nil
 	}
 	elems := strings.Split(file, "/")

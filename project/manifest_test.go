@@ -1,6 +1,7 @@
 package project
 
 import (
+	"bytes"
 	"errors"
 	"reflect"
 	"slices"
@@ -56,7 +57,7 @@ func TestVersionsReportsEveryProblemWhereItIs(t *testing.T) {
 	}, {
 		name:     "unknown key with no close match",
 		manifest: "[services.hello]\nport = 8080\n",
-		want:     []string{"fiat.toml:2:1: unknown key services.hello.port: a service's keys are dir, kind, max_steps, memory, timeout"},
+		want:     []string{"fiat.toml:2:1: unknown key services.hello.port: a service's keys are build, dir, env, health, instances, kind, max_steps, memory, run, start_timeout, stop_timeout, timeout"},
 	}, {
 		name:     "unknown top-level table",
 		manifest: "[service.hello]\n",
@@ -129,13 +130,42 @@ func TestVersionsReportsEveryProblemWhereItIs(t *testing.T) {
 		manifest: "services.web--prod.timeout = \"1s\"\n",
 		want:     []string{`fiat.toml:1:10: service name "web--prod" must not contain "--", which addresses use to separate service and env: service names use lowercase letters, digits and single dashes, start with a letter and are at most 30 characters`},
 	}, {
-		name:     "process",
+		name:     "process without run",
 		manifest: "[services.hello]\nkind = \"process\"\n",
-		want:     []string{`fiat.toml:2:8: process services are not supported yet, sorry: for now, only kind = "script" runs`},
+		want:     []string{`fiat.toml:2:8: service hello is a process service without run: give the command that serves HTTP on $PORT, like run = "./server"`},
+	}, {
+		name:     "process keys without run",
+		manifest: "[services.hello]\nhealth = \"/up\"\n",
+		want:     []string{`fiat.toml:1:11: service hello is a process service without run: give the command that serves HTTP on $PORT, like run = "./server"`},
+	}, {
+		name:     "script keys on a process",
+		manifest: "[services.hello]\ntimeout = \"1s\"\nrun = \"./server\"\nmax_steps = 5\n",
+		want: []string{
+			`fiat.toml:2:11: timeout is a key of script services; service hello is a process (it has run): remove it`,
+			`fiat.toml:4:13: max_steps is a key of script services; service hello is a process (it has run): remove it`,
+		},
+	}, {
+		name:     "process keys on a script",
+		manifest: "[services.hello]\nkind = \"script\"\nrun = \"./server\"\n",
+		want:     []string{`fiat.toml:2:8: service hello says kind = "script" but sets keys of a process service (run, build, health, instances, start_timeout, stop_timeout): remove one or the other`},
+	}, {
+		name: "bad process values",
+		manifest: "[services.hello]\nrun = \" \"\nhealth = \"healthz\"\ninstances = 101\nstart_timeout = \"1h\"\nstop_timeout = \"soon\"\n" +
+			"env = { PORT = \"80\", \"1X\" = \"a\", N = 1 }\n",
+		want: []string{
+			`fiat.toml:2:7: run is empty: give the command, like run = "./server"`,
+			`fiat.toml:3:10: health "healthz" is not a path: give the path that answers 2xx once an instance is ready, like "/healthz"`,
+			`fiat.toml:4:13: instances must be from 0 to 100, not 101`,
+			`fiat.toml:5:17: start_timeout must be from 1s to 10m0s, not "1h"`,
+			`fiat.toml:6:16: stop_timeout "soon" is not a duration: write it like "30s" or "2m"`,
+			`fiat.toml:7:9: env key PORT is set by fiat for every instance: choose another name`,
+			`fiat.toml:7:22: env key "1X": use letters, digits and _, not starting with a digit (an environment variable's name)`,
+			`fiat.toml:7:38: services.hello.env.N must be a string, like N = "value", not an integer`,
+		},
 	}, {
 		name:     "unknown kind",
 		manifest: "[services.hello]\nkind = \"lambda\"\n",
-		want:     []string{`fiat.toml:2:8: kind "lambda" is unknown: only kind = "script" runs today`},
+		want:     []string{`fiat.toml:2:8: kind "lambda" is unknown: a service is a "script" (main.star) or a "process" (with run = "...")`},
 	}, {
 		name:     "max_steps too small and too large",
 		manifest: "[services.a]\ndir = \"a\"\nmax_steps = 0\n[services.b]\ndir = \"b\"\nmax_steps = 10_000_000_001\n",
@@ -171,17 +201,17 @@ func TestVersionsReportsEveryProblemWhereItIs(t *testing.T) {
 	}, {
 		name:     "dir with no files",
 		manifest: "[services.hello]\ndir = \"hello\"\n",
-		files:    []string{"main.star", "hello/README.md", "hello/.hidden.star"},
-		want:     []string{`fiat.toml:2:7: dir "hello" holds no .star files`},
+		files:    []string{"main.star", "hello/.hidden.star"},
+		want:     []string{`fiat.toml:2:7: dir "hello" holds no files`},
 	}, {
 		name:     "dir naming a file",
 		manifest: "[services.hello]\ndir = \"main.star\"\n",
-		want:     []string{`fiat.toml:2:7: dir "main.star" holds no .star files`},
+		want:     []string{`fiat.toml:2:7: dir "main.star" holds no files`},
 	}, {
 		name:     "default dir with no files, located at the service",
 		manifest: "\n[services.hello]\n",
-		files:    []string{"notes.txt"},
-		want:     []string{`fiat.toml:2:11: dir "." holds no .star files`},
+		files:    []string{".notes.txt"},
+		want:     []string{`fiat.toml:2:11: dir "." holds no files`},
 	}, {
 		name:     "no main.star",
 		manifest: "[services.hello]\ndir = \"hello\"\n",
@@ -222,10 +252,10 @@ colour = "blue"
 `,
 		files: []string{"api/lib.star"},
 		want: []string{
-			`fiat.toml:2:7: dir "web" holds no .star files`,
+			`fiat.toml:2:7: dir "web" holds no files`,
 			`fiat.toml:3:11: timeout "forever" is not a duration: write it like "2s" or "500ms"`,
 			"fiat.toml:7:13: max_steps must be from 1 to 10_000_000_000, not 0",
-			"fiat.toml:8:1: unknown key services.api.colour: a service's keys are dir, kind, max_steps, memory, timeout",
+			"fiat.toml:8:1: unknown key services.api.colour: a service's keys are build, dir, env, health, instances, kind, max_steps, memory, run, start_timeout, stop_timeout, timeout",
 			"api/main.star: missing: a script service starts at main.star",
 		},
 	}}
@@ -341,7 +371,7 @@ dir = "api/jobs"
 	want := map[string][]string{
 		"api":  {"main.star", "util/strings.star", "util/strings_test.star"},
 		"jobs": {"main.star"},
-		"web":  {"main.star", "web/page.star"},
+		"web":  {"main.star", "notes.md", "web/page.star"},
 	}
 	var names []string
 	for _, v := range versions {
@@ -529,7 +559,7 @@ dir = "jobs"
 	}
 	want := []string{
 		`fiat.toml:4:11: timeout "forever" is not a duration: write it like "2s" or "500ms"`,
-		"fiat.toml:5:1: unknown key services.web.colour: a service's keys are dir, kind, max_steps, memory, timeout",
+		"fiat.toml:5:1: unknown key services.web.colour: a service's keys are build, dir, env, health, instances, kind, max_steps, memory, run, start_timeout, stop_timeout, timeout",
 		`fiat.toml:7:11: service name "Admin" must start with a lowercase letter: service names use lowercase letters, digits and single dashes, start with a letter and are at most 30 characters`,
 		`fiat.toml:11:7: dir "/srv/api" is absolute: give it relative to fiat.toml`,
 		"jobs/main.star: missing: a script service starts at main.star",
@@ -543,5 +573,59 @@ func TestVersionsOfInvalidTOMLAreNone(t *testing.T) {
 	versions, problems := Versions(bundleOf("[services.hello]\ntimeout = \n", "main.star"))
 	if versions != nil || len(problems) != 1 {
 		t.Errorf("got versions %v and problems %v, want no versions and one problem", versions, problems)
+	}
+}
+
+// TestProcessService reads a process service's settings, with their
+// defaults, its env, and every file of its dir, executables marked.
+func TestProcessService(t *testing.T) {
+	b := Bundle{Files: []fiat.File{
+		{Path: "fiat.toml", Data: []byte(`[services.web]
+dir = "web"
+run = "./server --port $PORT"
+build = "make"
+health = "/healthz"
+env = { GREETING = "hi" }
+
+[services.worker]
+dir = "worker"
+run = "./work"
+instances = 3
+memory = "1GiB"
+start_timeout = "2m"
+stop_timeout = "10s"
+[services.worker.env]
+QUEUE = "jobs"
+`)},
+		{Path: "web/server", Data: []byte("binary"), Executable: true},
+		{Path: "web/static/app.css", Data: []byte("css")},
+		{Path: "worker/work", Data: []byte("binary"), Executable: true},
+	}}
+	var tarred bytes.Buffer
+	if err := b.WriteTar(&tarred); err != nil {
+		t.Fatal(err)
+	}
+	b, err := ReadTar(&tarred, 1<<20)
+	if err != nil {
+		t.Fatal(err)
+	}
+	versions, problems := Versions(b)
+	if len(problems) > 0 {
+		t.Fatal(problems)
+	}
+	web, worker := versions[0], versions[1]
+	wantWeb := fiat.Config{Kind: fiat.Process, Memory: 512 << 20, Env: map[string]string{"GREETING": "hi"}, Process: &fiat.ProcessConfig{
+		Run: "./server --port $PORT", Build: "make", Health: "/healthz", Instances: 1, StartTimeout: fiat.DefaultStartTimeout, StopTimeout: fiat.DefaultStopTimeout}}
+	if !reflect.DeepEqual(web.Config, wantWeb) {
+		t.Errorf("web: %+v %+v\nwant %+v %+v", web.Config, web.Config.Process, wantWeb, wantWeb.Process)
+	}
+	wantWorker := fiat.Config{Kind: fiat.Process, Memory: 1 << 30, Env: map[string]string{"QUEUE": "jobs"}, Process: &fiat.ProcessConfig{
+		Run: "./work", Instances: 3, StartTimeout: 2 * time.Minute, StopTimeout: 10 * time.Second}}
+	if !reflect.DeepEqual(worker.Config, wantWorker) {
+		t.Errorf("worker: %+v %+v\nwant %+v %+v", worker.Config, worker.Config.Process, wantWorker, wantWorker.Process)
+	}
+	want := []fiat.File{{Path: "server", Data: []byte("binary"), Executable: true}, {Path: "static/app.css", Data: []byte("css")}}
+	if !reflect.DeepEqual(web.Files, want) {
+		t.Errorf("web's files: %+v, want %+v", web.Files, want)
 	}
 }

@@ -58,7 +58,11 @@ func Load(dir string) (Bundle, error) {
 			if err != nil {
 				return err
 			}
-			b.Files = append(b.Files, fiat.File{Path: file, Data: data})
+			info, err := entry.Info()
+			if err != nil {
+				return err
+			}
+			b.Files = append(b.Files, fiat.File{Path: file, Data: data, Executable: info.Mode()&0o111 != 0})
 		}
 		return nil
 	})
@@ -86,7 +90,7 @@ func Versions(b Bundle) ([]*fiat.Version, fiat.Problems) {
 	files := map[*service][]fiat.File{}
 	for _, f := range b.Files {
 		if svc := m.serviceOf(f.Path); svc != nil {
-			files[svc] = append(files[svc], fiat.File{Path: relativeTo(f.Path, svc.dir), Data: f.Data})
+			files[svc] = append(files[svc], fiat.File{Path: relativeTo(f.Path, svc.dir), Data: f.Data, Executable: f.Executable})
 		}
 	}
 	var versions []*fiat.Version
@@ -97,8 +101,11 @@ func Versions(b Bundle) ([]*fiat.Version, fiat.Problems) {
 		v := &fiat.Version{Service: svc.name, Config: svc.config, Files: files[svc]}
 		sortFiles(v.Files)
 		switch {
+		case svc.config.Kind == fiat.Process:
+			v.ID = fiat.HashVersion(v)
+			versions = append(versions, v)
 		case len(v.Files) == 0:
-			problems = append(problems, svc.dirAt.problem("dir %q holds no .star files", svc.dir))
+			problems = append(problems, svc.dirAt.problem("dir %q holds no files", svc.dir))
 		case !slices.ContainsFunc(v.Files, func(f fiat.File) bool { return f.Path == "main.star" }):
 			problems = append(problems, fiat.Problem{Path: path.Join(svc.dir, "main.star"), Message: "missing: a script service starts at main.star"})
 		default:

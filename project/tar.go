@@ -36,10 +36,14 @@ const blockSize = 512
 func (b Bundle) WriteTar(w io.Writer) error {
 	tw := tar.NewWriter(w)
 	for _, f := range b.Files {
+		mode := int64(0o644)
+		if f.Executable {
+			mode = 0o755
+		}
 		err := tw.WriteHeader(&tar.Header{
 			Typeflag: tar.TypeReg,
 			Name:     f.Path,
-			Mode:     0o644,
+			Mode:     mode,
 			Size:     int64(len(f.Data)),
 			ModTime:  time.Unix(0, 0),
 		})
@@ -107,7 +111,7 @@ func ReadTar(r io.Reader, maxBytes int64) (Bundle, error) {
 		if _, err := io.ReadFull(tr, data); err != nil {
 			return Bundle{}, readError(hdr.Name+": ", err)
 		}
-		b.Files = append(b.Files, fiat.File{Path: hdr.Name, Data: data})
+		b.Files = append(b.Files, fiat.File{Path: hdr.Name, Data: data, Executable: hdr.Mode&0o111 != 0})
 		padding = -hdr.Size & (blockSize - 1)
 	}
 	sortFiles(b.Files)

@@ -32,8 +32,8 @@ func (p position) problem(format string, args ...any) fiat.Problem {
 // setting is one thing fiat.toml says: a key and its value, or a table
 // header, which declares a table. Its key is the path from the root of the
 // document, so a setting reads the same whether fiat.toml spells its table
-// with a header, a dotted key or an inline table. fiat.toml nests three
-// deep (services.NAME.KEY), so a longer key is kept as its first three
+// with a header, a dotted key or an inline table. fiat.toml nests four
+// deep (services.NAME.env.KEY), so a longer key is kept as its first four
 // parts, naming a table.
 type setting struct {
 	key []keyPart
@@ -108,8 +108,11 @@ type settingsReader struct {
 	problem *fiat.Problem
 }
 
-// tableKey is the key of a table: its first three parts, and whether it
-// has more.
+// maxKeyParts is how deep fiat.toml nests: services.NAME.env.KEY.
+const maxKeyParts = 4
+
+// tableKey is the key of a table: its first maxKeyParts parts, and whether
+// it has more.
 type tableKey struct {
 	parts  []keyPart
 	deeper bool
@@ -142,7 +145,8 @@ func (r *settingsReader) keyValue(table tableKey, kv *unstable.Node) {
 	children := value.Children()
 	for children.Next() {
 		child := children.Node()
-		if value.Kind == unstable.InlineTable && len(key.parts) < 3 {
+		// Down to the tables of a service's keys, like env = { A = "b" }.
+		if value.Kind == unstable.InlineTable && len(key.parts) < maxKeyParts {
 			r.keyValue(key, child)
 		} else {
 			r.countKeys(child)
@@ -158,7 +162,7 @@ func (r *settingsReader) key(table tableKey, parts unstable.Iterator) tableKey {
 		if r.count(part); r.problem != nil {
 			return key
 		}
-		if len(key.parts) == 3 {
+		if len(key.parts) == maxKeyParts {
 			key.deeper = true
 			continue
 		}

@@ -393,4 +393,6 @@ CREATE VIEW env_versions AS
 	SELECT e.env, e.service, e.history_id, h.version, h.back_to, e.instances
 	FROM env_services e JOIN history h ON h.id = e.history_id;
 `),
+	// A process service's programs are executable files.
+	sqlstore.SQL(`ALTER TABLE version_files ADD COLUMN executable INTEGER NOT NULL DEFAULT 0;`),
 }

@@ -264,13 +264,17 @@ func storeVersions(ctx context.Context, tx writeTx, vs []*fiat.Version, position
 				data = []byte{} // an empty file, which drivers would bind as NULL
 			}
 			blobs = append(blobs, hash, data)
-			files = append(files, v.ID, f.Path, hash)
+			executable := 0
+			if f.Executable {
+				executable = 1
+			}
+			files = append(files, v.ID, f.Path, hash, executable)
 		}
 	}
 	if err := insertRows(ctx, tx, insertBlobs, blobs, 2); err != nil {
 		return nil, err
 	}
-	return stored, insertRows(ctx, tx, insertFiles, files, 3)
+	return stored, insertRows(ctx, tx, insertFiles, files, 4)
 }
 
 // insertRows runs the INSERT that starts with into, with one row of

@@ -202,16 +202,18 @@ func (s *Store) Version(ctx context.Context, id fiat.Hash) (_ *fiat.Version, err
 		return nil, fmt.Errorf("version %s: uses: %w", id, err)
 	}
 	v.Created = fromNanos(created)
-	rows, err := s.cfg.Reader.QueryContext(ctx, `SELECT f.path, b.data FROM version_files f JOIN blobs b ON b.hash = f.blob WHERE f.version_id = $1 ORDER BY f.path`, id)
+	rows, err := s.cfg.Reader.QueryContext(ctx, `SELECT f.path, b.data, f.executable FROM version_files f JOIN blobs b ON b.hash = f.blob WHERE f.version_id = $1 ORDER BY f.path`, id)
 	if err != nil {
 		return nil, err
 	}
 	defer rows.Close()
 	for rows.Next() {
 		var f fiat.File
-		if err := rows.Scan(&f.Path, &f.Data); err != nil {
+		var executable int
+		if err := rows.Scan(&f.Path, &f.Data, &executable); err != nil {
 			return nil, err
 		}
+		f.Executable = executable != 0
 		v.Files = append(v.Files, f)
 	}
 	return v, rows.Err()

@@ -16,7 +16,7 @@ const (
 		ON CONFLICT (id) DO NOTHING`
 	// insertBlobs and insertFiles are completed by a VALUES list.
 	insertBlobs = `INSERT INTO blobs (hash, data) VALUES `
-	insertFiles = `INSERT INTO version_files (version_id, path, blob) VALUES `
+	insertFiles = `INSERT INTO version_files (version_id, path, blob, executable) VALUES `
 	// selectEnv has one row per service of the env, one row of NULLs for
 	// an env without services, and none for an env that does not exist.
 	selectEnv = `SELECT v.service, v.history_id, v.version, v.back_to, v.instances

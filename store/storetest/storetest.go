@@ -57,6 +57,7 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 		{"FollowConcurrentWriters", testFollowConcurrentWriters},
 		{"AdminToken", testAdminToken},
 		{"Scale", testScale},
+		{"ProcessVersion", testProcessVersion},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -1070,4 +1071,28 @@ func testScale(t *testing.T, s store.Store) {
 	refused(t, s, store.Change{Env: production, Kind: "scale", Scale: map[string]int{"api": -1}}, nil)
 	refused(t, s, store.Change{Env: production, Kind: "scale", Scale: map[string]int{"api": fiat.MaxInstances + 1}}, nil)
 	refused(t, s, store.Change{Env: production, Kind: "scale", Scale: map[string]int{"api": 2}, Set: map[string]fiat.Hash{"api": api1.ID}}, nil)
+}
+
+// testProcessVersion stores a process service's version, with its config
+// and an executable file, and reads it back as it was.
+func testProcessVersion(t *testing.T, s store.Store) {
+	v := &fiat.Version{
+		Service: "web",
+		Config: fiat.Config{Kind: fiat.Process, Memory: 512 << 20, Env: map[string]string{"GREETING": "hi", "TOKEN": "x"}, Secrets: []string{"TOKEN"},
+			Process: &fiat.ProcessConfig{Run: "./server", Build: "make", Health: "/up", Instances: 2, StartTimeout: time.Minute, StopTimeout: 30 * time.Second}},
+		Files: []fiat.File{{Path: "README", Data: []byte("hi")}, {Path: "server", Data: []byte("\x7fELF"), Executable: true}},
+	}
+	v.ID = fiat.HashVersion(v)
+	deploy(t, s, production, v)
+	got, err := s.Version(t.Context(), v.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got.Created = v.Created
+	if !reflect.DeepEqual(got, v) {
+		t.Errorf("stored %+v %+v\nread  %+v %+v", v, v.Config.Process, got, got.Config.Process)
+	}
+	if fiat.HashVersion(got) != v.ID {
+		t.Error("the version read back hashes to another id")
+	}
 }
