@@ -20,7 +20,9 @@ import (
 // user only, whatever created them and with what modes: it holds the admin
 // token, and the store and the cache hold the code of every service.
 func makePrivate(dir string) error {
-	if err := os.Chmod(dir, 0o700); err != nil {
+	// Others may pass through, to the builds of process services, which
+	// run as users of their own, but list nothing and read nothing else.
+	if err := os.Chmod(dir, 0o711); err != nil {
 		return fmt.Errorf("cannot make data dir %s private: %w", dir, err)
 	}
 	entries, err := os.ReadDir(dir)
@@ -33,6 +35,8 @@ func makePrivate(dir string) error {
 		case e.Type()&fs.ModeSymlink != 0:
 			// Chmod would change what the link points at, outside the data dir.
 			continue
+		case e.IsDir() && e.Name() == ProcessesDir:
+			mode = 0o711
 		case e.IsDir():
 			mode = 0o700
 		}

@@ -17,8 +17,9 @@ import (
 
 // TestDataDirIsPrivate starts a server on a data dir that already exists
 // with the modes a umask of 022 gives, holding a token someone copied in
-// 0644, and deploys: the dir must end 0700 and every file in it 0600, the
-// store's -wal and -shm files included.
+// 0644, and deploys: the dir must end 0711 (others pass through to the
+// builds of process services, and list nothing), every file in it 0600,
+// the store's -wal and -shm files included.
 func TestDataDirIsPrivate(t *testing.T) {
 	data := filepath.Join(t.TempDir(), "data")
 	if err := os.Mkdir(data, 0o755); err != nil {
@@ -29,16 +30,20 @@ func TestDataDirIsPrivate(t *testing.T) {
 	os.Chmod(filepath.Join(data, server.TokenFile), 0o644)
 	n := start(t, data)
 	n.deployJSON(writeProject(t, t.TempDir(), "app", "private"))
-	if info, err := os.Stat(data); err != nil || info.Mode().Perm() != 0o700 {
-		t.Errorf("data dir: %v (%v), want 0700", info.Mode(), err)
+	if info, err := os.Stat(data); err != nil || info.Mode().Perm() != 0o711 {
+		t.Errorf("data dir: %v (%v), want 0711", info.Mode(), err)
 	}
 	entries, _ := os.ReadDir(data)
 	names := map[string]bool{}
 	for _, e := range entries {
 		names[e.Name()] = true
 		info, err := e.Info()
-		if err != nil || info.Mode().Perm() != 0o600 {
-			t.Errorf("%s: %v (%v), want 0600", e.Name(), info.Mode(), err)
+		want := os.FileMode(0o600)
+		if e.Name() == server.ProcessesDir {
+			want = 0o711
+		}
+		if err != nil || info.Mode().Perm() != want {
+			t.Errorf("%s: %v (%v), want %v", e.Name(), info.Mode(), err, want)
 		}
 	}
 	for _, want := range []string{"fiat.db", "fiat.db-wal", "fiat.db-shm", "programs.pack", server.TokenFile, "lock"} {

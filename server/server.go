@@ -20,6 +20,7 @@ import (
 	"github.com/fiatdev/fiat/api"
 	"github.com/fiatdev/fiat/deploy"
 	"github.com/fiatdev/fiat/metrics"
+	"github.com/fiatdev/fiat/process"
 	"github.com/fiatdev/fiat/script"
 )
 
@@ -79,6 +80,10 @@ var Defaults = Config{
 
 // TokenFile is the admin token's file name in the data dir.
 const TokenFile = "admin-token"
+
+// ProcessesDir is where, in the data dir, process services are built and
+// run from.
+const ProcessesDir = "processes"
 
 // Server is a running node.
 type Server struct {
@@ -153,6 +158,10 @@ func Start(ctx context.Context, cfg Config) (_ *Server, err error) {
 	s.closers = append(s.closers, programs.Close)
 	scripts := script.NewRuntime(programs, cfg.Logger)
 	s.closers = append(s.closers, func() error { scripts.Close(); return nil })
+	processes, err := process.NewRuntime(filepath.Join(cfg.Data, ProcessesDir), cfg.Logger)
+	if err != nil {
+		return nil, err
+	}
 	publicLn, err := listen(cfg.Listen, cfg.MaxConns)
 	if err != nil {
 		return nil, fmt.Errorf("cannot listen on --listen %s: %w", cfg.Listen, err)
@@ -167,7 +176,7 @@ func Start(ctx context.Context, cfg Config) (_ *Server, err error) {
 	m := metrics.New()
 	deployer, router, err := deploy.New(ctx, deploy.Config{
 		Store:     db,
-		Runtimes:  map[fiat.Kind]fiat.Runtime{fiat.Script: scripts},
+		Runtimes:  map[fiat.Kind]fiat.Runtime{fiat.Script: scripts, fiat.Process: processes},
 		Metrics:   m,
 		Logger:    cfg.Logger,
 		Addresses: s.Addresses,

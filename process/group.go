@@ -1,0 +1,465 @@
+package process
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/fiatdev/fiat"
+)
+
+// group is the instances of one version.
+type group struct {
+	id      fiat.Hash
+	service string
+	dir     string
+	cfg     fiat.Config
+	owner   user
+	logs    *logBook
+	// changed is told the web instances ready, whenever they change.
+	changed func(backends []string)
+
+	mu        sync.Mutex
+	instances []*instance
+	next      int // the number of the next instance
+}
+
+// instance is one supervised process of a group, started again when it
+// crashes.
+type instance struct {
+	g    *group
+	name string
+	// stop is closed to stop the instance; done is closed once its
+	// process is gone and it is no longer supervised.
+	stop, done chan struct{}
+	// ready is told once whether the instance first became ready.
+	ready chan error
+
+	mu       sync.Mutex
+	pid      int
+	port     int
+	state    string
+	restarts int
+	started  time.Time
+	serving  bool
+}
+
+// Backoff of an instance that crashes: from restartMin, doubling to
+// restartMax, and back to restartMin once it has run for stableFor.
+const (
+	restartMin = 100 * time.Millisecond
+	restartMax = 30 * time.Second
+	stableFor  = 10 * time.Second
+)
+
+// probeEvery is how often a starting instance is checked for readiness.
+const probeEvery = 20 * time.Millisecond
+
+// scale starts instances until there are n, each ready, or stops the
+// newest until there are n.
+func (g *group) scale(ctx context.Context, n int) error {
+	g.mu.Lock()
+	var started []*instance
+	for len(g.instances)+len(started) < n {
+		g.next++
+		started = append(started, g.newInstance(fmt.Sprintf("web.%d", g.next)))
+	}
+	var stopped []*instance
+	if len(g.instances) > n {
+		stopped = slices.Clone(g.instances[n:])
+		g.instances = g.instances[:n]
+	}
+	g.instances = append(g.instances, started...)
+	g.mu.Unlock()
+	for _, i := range started {
+		go i.supervise()
+	}
+	var errs []error
+	for _, i := range started {
+		if err := i.waitReady(ctx); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	stopAll(stopped)
+	g.publish()
+	if err := errors.Join(errs...); err != nil {
+		g.mu.Lock()
+		g.instances = slices.DeleteFunc(g.instances, func(i *instance) bool { return slices.Contains(started, i) })
+		g.mu.Unlock()
+		stopAll(started)
+		g.publish()
+		return err
+	}
+	return nil
+}
+
+// restart replaces each instance with a new one, ready before the old
+// one stops.
+func (g *group) restart(ctx context.Context) error {
+	g.mu.Lock()
+	old := slices.Clone(g.instances)
+	g.mu.Unlock()
+	for _, o := range old {
+		g.mu.Lock()
+		g.next++
+		fresh := g.newInstance(fmt.Sprintf("web.%d", g.next))
+		g.mu.Unlock()
+		go fresh.supervise()
+		if err := fresh.waitReady(ctx); err != nil {
+			stopAll([]*instance{fresh})
+			return err
+		}
+		g.mu.Lock()
+		if i := slices.Index(g.instances, o); i >= 0 {
+			g.instances[i] = fresh
+		}
+		g.mu.Unlock()
+		g.publish()
+		stopAll([]*instance{o})
+	}
+	return nil
+}
+
+// stop stops every instance.
+func (g *group) stop() {
+	g.mu.Lock()
+	all := g.instances
+	g.instances = nil
+	g.mu.Unlock()
+	stopAll(all)
+}
+
+func stopAll(instances []*instance) {
+	var wg sync.WaitGroup
+	for _, i := range instances {
+		close(i.stop)
+		wg.Go(func() { <-i.done })
+	}
+	wg.Wait()
+}
+
+// publish tells changed the web instances ready now.
+func (g *group) publish() {
+	g.changed(g.backends())
+}
+
+func (g *group) backends() []string {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	var addrs []string
+	for _, i := range g.instances {
+		i.mu.Lock()
+		if i.serving {
+			addrs = append(addrs, "127.0.0.1:"+strconv.Itoa(i.port))
+		}
+		i.mu.Unlock()
+	}
+	return addrs
+}
+
+func (g *group) status() []fiat.Instance {
+	g.mu.Lock()
+	instances := slices.Clone(g.instances)
+	g.mu.Unlock()
+	out := []fiat.Instance{}
+	for _, i := range instances {
+		i.mu.Lock()
+		out = append(out, fiat.Instance{ID: i.name, Type: "web", PID: i.pid, State: i.state, Restarts: i.restarts, Started: i.started, MemoryBytes: rss(i.pid)})
+		i.mu.Unlock()
+	}
+	return out
+}
+
+func (g *group) newInstance(name string) *instance {
+	return &instance{g: g, name: name, stop: make(chan struct{}), done: make(chan struct{}), ready: make(chan error, 1), state: "starting"}
+}
+
+func (i *instance) set(f func()) {
+	i.mu.Lock()
+	defer i.mu.Unlock()
+	f()
+}
+
+// waitReady returns once the instance is first ready, or why it is not.
+func (i *instance) waitReady(ctx context.Context) error {
+	select {
+	case err := <-i.ready:
+		return err
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// supervise runs the instance until it is stopped, starting it again with
+// backoff when it exits. Until it is first ready, an exit or the start
+// timeout ends it instead, and is told to waitReady.
+func (i *instance) supervise() {
+	defer close(i.done)
+	g := i.g
+	backoff := restartMin
+	everReady := false
+	for {
+		boot := newTail(buildTailBytes)
+		cmd, port, exited, err := i.start(boot)
+		if err != nil {
+			if !everReady {
+				i.ready <- fmt.Errorf("%s: %s cannot start: %w", g.service, i.name, err)
+				return
+			}
+			g.logs.add(i.name, fmt.Sprintf("fiat: cannot start again: %v", err))
+		} else {
+			began := time.Now()
+			readyErr := i.probe(port, exited)
+			switch {
+			case readyErr == nil:
+				everReady = true
+				i.set(func() { i.state, i.serving = "ready", true })
+				select {
+				case i.ready <- nil:
+				default:
+				}
+				g.publish()
+			case !everReady:
+				kill(cmd, exited, 0)
+				i.set(func() { i.state = "failed" })
+				i.ready <- fmt.Errorf("%s: %s %v; the end of its output:\n%s", g.service, i.name, readyErr, boot.lines(tailLines))
+				return
+			default: // started again, but not ready
+				kill(cmd, exited, 0)
+			}
+			if readyErr == nil {
+				select {
+				case <-i.stop:
+					i.set(func() { i.state, i.serving = "stopping", false })
+					kill(cmd, exited, g.cfg.Process.StopTimeout)
+					i.set(func() { i.state = "stopped" })
+					return
+				case <-exited:
+				}
+			}
+			i.set(func() {
+				i.state, i.serving = "crashed", false
+				i.restarts++
+			})
+			g.publish()
+			if time.Since(began) > stableFor {
+				backoff = restartMin
+			}
+		}
+		g.logs.add(i.name, fmt.Sprintf("fiat: %s exited; starting it again in %s", i.name, backoff))
+		i.set(func() { i.state = "restarting in " + backoff.String() })
+		select {
+		case <-i.stop:
+			i.set(func() { i.state = "stopped" })
+			return
+		case <-time.After(backoff):
+		}
+		backoff = min(2*backoff, restartMax)
+	}
+}
+
+// start starts the instance's process on a free port; exited is closed
+// when it exits.
+func (i *instance) start(boot io.Writer) (*exec.Cmd, int, chan struct{}, error) {
+	g := i.g
+	port, err := freePort()
+	if err != nil {
+		return nil, 0, nil, err
+	}
+	cmd := exec.Command("/bin/sh", "-c", "exec "+g.cfg.Process.Run)
+	cmd.Dir = g.dir
+	cmd.Env = instanceEnv(g.cfg, port, g.dir)
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Credential: g.owner.credential()}
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		return nil, 0, nil, err
+	}
+	cmd.Stderr = cmd.Stdout
+	if err := cmd.Start(); err != nil {
+		return nil, 0, nil, err
+	}
+	i.set(func() { i.pid, i.port, i.started = cmd.Process.Pid, port, time.Now() })
+	exited := make(chan struct{})
+	go func() {
+		g.logs.copy(i.name, out, boot)
+		cmd.Wait()
+		close(exited)
+	}()
+	return cmd, port, exited, nil
+}
+
+// instanceEnv is all an instance sees of the world: PORT, PATH, HOME and
+// its service's config.
+func instanceEnv(cfg fiat.Config, port int, dir string) []string {
+	env := []string{"PORT=" + strconv.Itoa(port), "PATH=" + defaultPath, "HOME=" + dir}
+	for key, value := range cfg.Env {
+		env = append(env, key+"="+value)
+	}
+	return env
+}
+
+// probe waits for the instance on port to be ready: its health path
+// answers 2xx or, with none, its port accepts a connection.
+func (i *instance) probe(port int, exited chan struct{}) error {
+	cfg := i.g.cfg.Process
+	addr := "127.0.0.1:" + strconv.Itoa(port)
+	client := &http.Client{Timeout: time.Second, Transport: &http.Transport{DisableKeepAlives: true}}
+	deadline := time.NewTimer(cfg.StartTimeout)
+	defer deadline.Stop()
+	tick := time.NewTicker(probeEvery)
+	defer tick.Stop()
+	for {
+		if cfg.Health != "" {
+			if resp, err := client.Get("http://" + addr + cfg.Health); err == nil {
+				resp.Body.Close()
+				if resp.StatusCode >= 200 && resp.StatusCode < 300 {
+					return nil
+				}
+			}
+		} else if conn, err := net.DialTimeout("tcp", addr, time.Second); err == nil {
+			conn.Close()
+			return nil
+		}
+		select {
+		case <-exited:
+			return errors.New("exited before it was ready")
+		case <-i.stop:
+			return errors.New("was stopped before it was ready")
+		case <-deadline.C:
+			what := "did not accept connections on $PORT"
+			if cfg.Health != "" {
+				what = fmt.Sprintf("did not answer 2xx at health = %q", cfg.Health)
+			}
+			return fmt.Errorf("%s within start_timeout = %q", what, cfg.StartTimeout)
+		case <-tick.C:
+		}
+	}
+}
+
+// kill sends SIGTERM to the process group of cmd and, after grace,
+// SIGKILL, and waits for cmd to exit.
+func kill(cmd *exec.Cmd, exited chan struct{}, grace time.Duration) {
+	pgid := -cmd.Process.Pid
+	if grace > 0 {
+		syscall.Kill(pgid, syscall.SIGTERM)
+		select {
+		case <-exited:
+			syscall.Kill(pgid, syscall.SIGKILL) // what it left behind
+			return
+		case <-time.After(grace):
+		}
+	}
+	syscall.Kill(pgid, syscall.SIGKILL)
+	<-exited
+}
+
+func freePort() (int, error) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return 0, err
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port, nil
+}
+
+// rss is the resident memory of process pid, from /proc.
+func rss(pid int) uint64 {
+	data, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/status")
+	if err != nil {
+		return 0
+	}
+	for line := range strings.SplitSeq(string(data), "\n") {
+		if rest, ok := strings.CutPrefix(line, "VmRSS:"); ok {
+			kb, _ := strconv.ParseUint(strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(rest), "kB")), 10, 64)
+			return kb << 10
+		}
+	}
+	return 0
+}
+
+// logBook keeps the last lines a group's instances wrote, and tells
+// followers of new ones.
+type logBook struct {
+	version   fiat.Hash
+	mu        sync.Mutex
+	lines     []fiat.LogLine // a ring of maxLogLines
+	start     int
+	followers map[chan fiat.LogLine]struct{}
+}
+
+// maxLogLines and maxLineBytes bound what a group keeps of its output.
+const (
+	maxLogLines  = 2000
+	maxLineBytes = 16 << 10
+)
+
+func newLogBook(version fiat.Hash) *logBook {
+	return &logBook{version: version, followers: map[chan fiat.LogLine]struct{}{}}
+}
+
+// copy adds each line read from r, and writes it to also.
+func (b *logBook) copy(instance string, r io.Reader, also io.Writer) {
+	br := bufio.NewReaderSize(r, maxLineBytes)
+	for {
+		line, err := br.ReadSlice('\n')
+		if len(line) > 0 {
+			also.Write(line)
+			b.add(instance, strings.TrimRight(string(line), "\r\n"))
+		}
+		if err != nil && !errors.Is(err, bufio.ErrBufferFull) {
+			return
+		}
+	}
+}
+
+func (b *logBook) add(instance, text string) {
+	line := fiat.LogLine{Time: time.Now(), Version: b.version, Instance: instance, Text: text}
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if len(b.lines) < maxLogLines {
+		b.lines = append(b.lines, line)
+	} else {
+		b.lines[b.start] = line
+		b.start = (b.start + 1) % maxLogLines
+	}
+	for f := range b.followers {
+		select {
+		case f <- line:
+		default: // a follower that does not keep up misses lines, rather than hold up the instance
+		}
+	}
+}
+
+func (b *logBook) last(n int) []fiat.LogLine {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	ordered := append(slices.Clone(b.lines[b.start:]), b.lines[:b.start]...)
+	return ordered[max(0, len(ordered)-n):]
+}
+
+func (b *logBook) follow(ctx context.Context) <-chan fiat.LogLine {
+	ch := make(chan fiat.LogLine, 256)
+	b.mu.Lock()
+	b.followers[ch] = struct{}{}
+	b.mu.Unlock()
+	go func() {
+		<-ctx.Done()
+		b.mu.Lock()
+		delete(b.followers, ch)
+		b.mu.Unlock()
+		close(ch)
+	}()
+	return ch
+}

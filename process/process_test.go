@@ -1,0 +1,279 @@
+package process
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/fiatdev/fiat"
+)
+
+// instanceBinary is testdata/instance, built once for the tests.
+var instanceBinary []byte
+
+func TestMain(m *testing.M) {
+	dir, err := os.MkdirTemp("", "fiat-instance-")
+	if err != nil {
+		panic(err)
+	}
+	out, err := exec.Command("go", "build", "-o", filepath.Join(dir, "instance"), "./testdata/instance").CombinedOutput()
+	if err != nil {
+		panic(fmt.Sprintf("build the test instance: %v\n%s", err, out))
+	}
+	instanceBinary, err = os.ReadFile(filepath.Join(dir, "instance"))
+	os.RemoveAll(dir)
+	if err != nil {
+		panic(err)
+	}
+	os.Exit(m.Run())
+}
+
+// newRuntime is a runtime in a directory that the users instances run as
+// may pass through, as fiat's data dir is.
+func newRuntime(t *testing.T) *Runtime {
+	t.Helper()
+	dir, err := os.MkdirTemp("", "fiat-processes-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(dir) })
+	if err := os.Chmod(dir, 0o711); err != nil {
+		t.Fatal(err)
+	}
+	r, err := NewRuntime(filepath.Join(dir, "processes"), slog.New(slog.DiscardHandler))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return r
+}
+
+// newVersion is a version of service that runs the test instance.
+func newVersion(service string, env map[string]string, change func(*fiat.ProcessConfig)) *fiat.Version {
+	p := &fiat.ProcessConfig{Run: "./instance", Health: "/healthz", Instances: 1, StartTimeout: 10 * time.Second, StopTimeout: 5 * time.Second}
+	if change != nil {
+		change(p)
+	}
+	v := &fiat.Version{Service: service, Config: fiat.Config{Kind: fiat.Process, Env: env, Process: p},
+		Files: []fiat.File{{Path: "instance", Data: instanceBinary, Executable: true}}}
+	v.ID = fiat.HashVersion(v)
+	return v
+}
+
+func start(t *testing.T, r *Runtime, v *fiat.Version) *running {
+	t.Helper()
+	started, err := r.Start(t.Context(), v.ID, func(context.Context) (*fiat.Version, error) { return v, nil })
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { started.Stop(context.Background()) })
+	return started.(*running)
+}
+
+func get(t *testing.T, h http.Handler, target string) (int, string) {
+	t.Helper()
+	w := httptest.NewRecorder()
+	h.ServeHTTP(w, httptest.NewRequest("GET", "http://app.localhost"+target, nil))
+	body, _ := io.ReadAll(w.Body)
+	return w.Code, string(body)
+}
+
+// TestStartServeStop starts two instances with the service's config as
+// their environment and nothing of fiat's, serves through them, and stops
+// them.
+func TestStartServeStop(t *testing.T) {
+	t.Setenv("FIAT_TOKEN", "fiat's own secret")
+	r := newRuntime(t)
+	v := start(t, r, newVersion("app", map[string]string{"GREETING": "bonjour"}, func(p *fiat.ProcessConfig) { p.Instances = 2 }))
+	pids := map[string]bool{}
+	for range 20 {
+		code, body := get(t, v, "/")
+		if code != 200 || !strings.HasPrefix(body, "bonjour from ") {
+			t.Fatalf("GET /: %d %q", code, body)
+		}
+		pids[strings.TrimPrefix(body, "bonjour from ")] = true
+	}
+	if len(pids) != 2 {
+		t.Errorf("20 requests reached %d instances, want both", len(pids))
+	}
+	_, env := get(t, v, "/env")
+	var keys []string
+	for line := range strings.SplitSeq(env, "\n") {
+		key, _, _ := strings.Cut(line, "=")
+		keys = append(keys, key)
+	}
+	// The shell that starts the instance sets PWD.
+	if strings.Join(keys, " ") != "GREETING HOME PATH PORT PWD" {
+		t.Errorf("an instance's environment has %v, want GREETING HOME PATH PORT PWD only:\n%s", keys, env)
+	}
+	instances := v.Instances()
+	if len(instances) != 2 || instances[0].State != "ready" || instances[0].PID == 0 || instances[0].MemoryBytes == 0 {
+		t.Errorf("instances: %+v", instances)
+	}
+	if err := v.Stop(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	for _, i := range instances {
+		if syscall.Kill(i.PID, 0) == nil {
+			t.Errorf("instance %s (pid %d) still runs after Stop", i.ID, i.PID)
+		}
+	}
+}
+
+// TestBuildsOnce builds a version once, also for a runtime started again
+// on the same directory, which then needs nothing from the store.
+func TestBuildsOnce(t *testing.T) {
+	r := newRuntime(t)
+	v := newVersion("app", nil, func(p *fiat.ProcessConfig) { p.Build = "date >> built.txt" })
+	start(t, r, v).Stop(t.Context())
+	again, err := NewRuntime(filepath.Dir(r.paths.builds), slog.New(slog.DiscardHandler))
+	if err != nil {
+		t.Fatal(err)
+	}
+	started, err := again.Start(t.Context(), v.ID, func(context.Context) (*fiat.Version, error) {
+		return nil, errors.New("the store was read for a version built already")
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer started.Stop(context.Background())
+	data, err := os.ReadFile(filepath.Join(r.paths.builds, string(v.ID), "built.txt"))
+	if err != nil || strings.Count(string(data), "\n") != 1 {
+		t.Errorf("built.txt: %q, %v; want one line, one build", data, err)
+	}
+}
+
+// TestRefusals refuses a broken build, an instance that exits at start and
+// one whose health check never passes, each with the end of its output.
+func TestRefusals(t *testing.T) {
+	r := newRuntime(t)
+	for name, tc := range map[string]struct {
+		env    map[string]string
+		change func(*fiat.ProcessConfig)
+		want   []string
+	}{
+		"broken build": {nil, func(p *fiat.ProcessConfig) { p.Build = "echo compiling; echo 'main.go:3: syntax error' >&2; exit 1" },
+			[]string{"build = ", "failed", "main.go:3: syntax error"}},
+		"exit at start": {map[string]string{"EXIT_AT_ONCE": "1"}, nil,
+			[]string{"exited before it was ready", "exiting before serving"}},
+		"health never passes": {nil, func(p *fiat.ProcessConfig) { p.Health = "/unhealthy"; p.StartTimeout = time.Second },
+			[]string{`did not answer 2xx at health = "/unhealthy" within start_timeout = "1s"`, "listening on"}},
+	} {
+		v := newVersion("app", tc.env, tc.change)
+		_, err := r.Start(t.Context(), v.ID, func(context.Context) (*fiat.Version, error) { return v, nil })
+		for _, want := range tc.want {
+			if err == nil || !strings.Contains(err.Error(), want) {
+				t.Errorf("%s: %v, want an error saying %q", name, err, want)
+			}
+		}
+	}
+}
+
+// TestCrashedInstanceRestartsWithBackoff has an instance crash again and
+// again: it is started again, less and less often, and says so.
+func TestCrashedInstanceRestartsWithBackoff(t *testing.T) {
+	r := newRuntime(t)
+	v := start(t, r, newVersion("app", map[string]string{"CRASH_AFTER": "50ms"}, nil))
+	deadline := time.Now().Add(20 * time.Second)
+	for v.Instances()[0].Restarts < 3 {
+		if time.Now().After(deadline) {
+			t.Fatalf("instances after 20s: %+v", v.Instances())
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	var waits []string
+	for _, line := range v.Logs(100) {
+		if _, wait, ok := strings.Cut(line.Text, "starting it again in "); ok {
+			waits = append(waits, wait)
+		}
+	}
+	if len(waits) < 3 || waits[0] != "100ms" || waits[1] != "200ms" || waits[2] != "400ms" {
+		t.Errorf("restarts waited %v, want 100ms, 200ms, 400ms, ...", waits)
+	}
+}
+
+// TestStopKillsWhatIgnoresSIGTERM stops an instance that ignores SIGTERM:
+// SIGKILL after stop_timeout.
+func TestStopKillsWhatIgnoresSIGTERM(t *testing.T) {
+	r := newRuntime(t)
+	v := start(t, r, newVersion("app", map[string]string{"IGNORE_TERM": "1"}, func(p *fiat.ProcessConfig) { p.StopTimeout = time.Second }))
+	pid := v.Instances()[0].PID
+	began := time.Now()
+	v.Stop(t.Context())
+	if took := time.Since(began); took < time.Second {
+		t.Errorf("Stop returned after %v, before stop_timeout", took)
+	}
+	if syscall.Kill(pid, 0) == nil {
+		t.Error("the instance still runs")
+	}
+}
+
+// TestInstanceCannotReadFiatsFiles has an instance try to read a file of
+// fiat's and one of another service, as root does: it cannot.
+func TestInstanceCannotReadFiatsFiles(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("instances run as users of their own only when fiat runs as root")
+	}
+	r := newRuntime(t)
+	secret := filepath.Join(filepath.Dir(filepath.Dir(r.paths.builds)), "admin-token")
+	if err := os.WriteFile(secret, []byte("hunter2"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	other := start(t, r, newVersion("other", map[string]string{"GREETING": "other"}, nil))
+	v := start(t, r, newVersion("app", nil, nil))
+	for _, path := range []string{secret, filepath.Join(other.group.dir, "instance"), filepath.Dir(secret)} {
+		if _, body := get(t, v, "/read?path="+path); !strings.Contains(body, "permission denied") {
+			t.Errorf("an instance read %s: %.40q", path, body)
+		}
+	}
+}
+
+// TestProxy checks what the proxy adds and takes away, streams events at
+// once, and answers 503 with no instance.
+func TestProxy(t *testing.T) {
+	r := newRuntime(t)
+	v := start(t, r, newVersion("app", nil, nil))
+	req := httptest.NewRequest("GET", "http://app.localhost/headers", nil)
+	req.Header.Set("X-Forwarded-For", "6.6.6.6")
+	req.RemoteAddr = "10.1.2.3:4567"
+	w := httptest.NewRecorder()
+	v.ServeHTTP(w, req)
+	if body := w.Body.String(); strings.Contains(body, "6.6.6.6") || !strings.Contains(body, "X-Forwarded-For=10.1.2.3") ||
+		!strings.Contains(body, "X-Forwarded-Host=app.localhost") || !strings.Contains(body, "Fiat-Version="+v.proxy.version) {
+		t.Errorf("the instance saw:\n%s", body)
+	}
+
+	srv := httptest.NewServer(v)
+	defer srv.Close()
+	ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
+	defer cancel()
+	events, _ := http.NewRequestWithContext(ctx, "GET", srv.URL+"/events", nil)
+	resp, err := http.DefaultClient.Do(events)
+	if err != nil {
+		t.Fatal(err)
+	}
+	line, err := bufio.NewReader(resp.Body).ReadString('\n')
+	if err != nil || line != "data: first\n" {
+		t.Errorf("the first event: %q, %v; want it before the stream ends", line, err)
+	}
+	cancel()
+	resp.Body.Close()
+
+	if err := v.Scale(t.Context(), 0); err != nil {
+		t.Fatal(err)
+	}
+	if code, body := get(t, v, "/"); code != 503 || !strings.Contains(body, "no instance ready") {
+		t.Errorf("with no instance: %d %q", code, body)
+	}
+}

@@ -1,0 +1,116 @@
+package process
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"os"
+	"path/filepath"
+	"sync"
+
+	"github.com/fiatdev/fiat"
+)
+
+// Runtime is fiat's runtime of process services.
+type Runtime struct {
+	paths  paths
+	logger *slog.Logger
+
+	mu sync.Mutex
+	// building serializes the builds of each version.
+	building map[fiat.Hash]*sync.Mutex
+}
+
+var _ fiat.Runtime = (*Runtime)(nil)
+
+// NewRuntime returns a runtime that keeps its builds and caches in dir. dir
+// and its parents must let the users instances run as pass (0711), and no
+// more.
+func NewRuntime(dir string, logger *slog.Logger) (*Runtime, error) {
+	r := &Runtime{paths: paths{builds: filepath.Join(dir, "builds"), caches: filepath.Join(dir, "caches")}, logger: logger, building: map[fiat.Hash]*sync.Mutex{}}
+	for _, d := range []string{dir, r.paths.builds, r.paths.caches} {
+		if err := os.MkdirAll(d, 0o711); err != nil {
+			return nil, err
+		}
+		if err := os.Chmod(d, 0o711); err != nil {
+			return nil, err
+		}
+	}
+	return r, nil
+}
+
+// Start builds version id unless it is built, and starts its instances,
+// returning once they are all ready.
+func (r *Runtime) Start(ctx context.Context, id fiat.Hash, version func(context.Context) (*fiat.Version, error)) (fiat.Running, error) {
+	dir, built, err := r.build(ctx, id, version)
+	if err != nil {
+		return nil, err
+	}
+	service, cfg := built.Service, built.Config
+	if err := r.prepareHome(service); err != nil {
+		return nil, err
+	}
+	v := &running{proxy: newProxy(service, id.Short()), cfg: cfg}
+	v.group = &group{id: id, service: service, dir: dir, cfg: cfg, owner: r.owner(service), logs: newLogBook(id), changed: v.proxy.setBackends}
+	if err := v.group.scale(ctx, cfg.Process.Instances); err != nil {
+		return nil, err
+	}
+	return v, nil
+}
+
+// prepareHome makes the directory the builds of service's user keep their
+// caches in.
+func (r *Runtime) prepareHome(service string) error {
+	owner := r.owner(service)
+	home := filepath.Join(r.paths.caches, owner.name())
+	if err := os.MkdirAll(home, 0o700); err != nil {
+		return err
+	}
+	return owner.chown(home)
+}
+
+// running is a started version of a process service.
+type running struct {
+	proxy *proxy
+	group *group
+	cfg   fiat.Config
+}
+
+var (
+	_ fiat.Supervised = (*running)(nil)
+	_ fiat.Scaler     = (*running)(nil)
+)
+
+func (v *running) ServeHTTP(w http.ResponseWriter, r *http.Request) { v.proxy.ServeHTTP(w, r) }
+
+// Test passes: a process service's readiness is its test.
+func (v *running) Test(context.Context) error { return nil }
+
+// Stop lets the requests in flight finish, for up to the service's
+// stop_timeout, then stops its instances.
+func (v *running) Stop(ctx context.Context) error {
+	drain, cancel := context.WithTimeout(ctx, v.cfg.Process.StopTimeout)
+	defer cancel()
+	v.proxy.drain(drain)
+	v.group.stop()
+	v.proxy.close()
+	return nil
+}
+
+func (v *running) Instances() []fiat.Instance { return v.group.status() }
+
+func (v *running) Logs(n int) []fiat.LogLine { return v.group.logs.last(n) }
+
+func (v *running) Follow(ctx context.Context) <-chan fiat.LogLine {
+	return v.group.logs.follow(ctx)
+}
+
+func (v *running) Restart(ctx context.Context) error { return v.group.restart(ctx) }
+
+func (v *running) Scale(ctx context.Context, n int) error {
+	if n < 0 || n > fiat.MaxInstances {
+		return fmt.Errorf("%d instances: give 0 to %d", n, fiat.MaxInstances)
+	}
+	return v.group.scale(ctx, n)
+}
