@@ -85,6 +85,9 @@ func (s *server) logs(w http.ResponseWriter, r *http.Request) {
 	for _, line := range supervised.Logs(req.N) {
 		enc.Encode(line)
 	}
+	if !req.Follow {
+		return
+	}
 	rc.Flush()
 	for line := range follow {
 		if enc.Encode(line) != nil || rc.Flush() != nil {

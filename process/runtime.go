@@ -43,6 +43,9 @@ func NewRuntime(dir string, logger *slog.Logger) (*Runtime, error) {
 // Start builds version id unless it is built, and starts its instances,
 // returning once they are all ready.
 func (r *Runtime) Start(ctx context.Context, id fiat.Hash, version func(context.Context) (*fiat.Version, error)) (fiat.Running, error) {
+	if err := r.checkReachable(); err != nil {
+		return nil, err
+	}
 	dir, built, err := r.build(ctx, id, version)
 	if err != nil {
 		return nil, err
@@ -57,6 +60,27 @@ func (r *Runtime) Start(ctx context.Context, id fiat.Hash, version func(context.
 		return nil, err
 	}
 	return v, nil
+}
+
+// checkReachable refuses to run instances as users of their own that could
+// not enter their directories: every directory above the builds must let
+// others pass.
+func (r *Runtime) checkReachable() error {
+	if os.Geteuid() != 0 {
+		return nil
+	}
+	for dir := r.paths.builds; ; dir = filepath.Dir(dir) {
+		info, err := os.Stat(dir)
+		if err != nil {
+			return err
+		}
+		if info.Mode().Perm()&0o001 == 0 {
+			return fmt.Errorf("process services run as users of their own, who cannot enter %s (mode %#o): let others pass through it (chmod o+x %s), or keep fiat's data dir elsewhere", dir, info.Mode().Perm(), dir)
+		}
+		if parent := filepath.Dir(dir); parent == dir {
+			return nil
+		}
+	}
 }
 
 // prepareHome makes the directory the builds of service's user keep their

@@ -1,0 +1,201 @@
+package server_test
+
+import (
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+
+	"github.com/fiatdev/fiat"
+	"github.com/fiatdev/fiat/deploy"
+)
+
+var instance struct {
+	once sync.Once
+	path string
+	err  error
+}
+
+// instanceBinary builds the process runtime's test instance once.
+func instanceBinary(t *testing.T) string {
+	t.Helper()
+	instance.once.Do(func() {
+		dir, err := os.MkdirTemp("", "fiat-instance-")
+		if err != nil {
+			instance.err = err
+			return
+		}
+		instance.path = filepath.Join(dir, "instance")
+		if out, err := exec.Command("go", "build", "-o", instance.path, "../process/testdata/instance").CombinedOutput(); err != nil {
+			instance.err = fmt.Errorf("%v\n%s", err, out)
+		}
+	})
+	if instance.err != nil {
+		t.Fatalf("build the test instance: %v", instance.err)
+	}
+	return instance.path
+}
+
+// publicDir is a directory, as a user's project dir is, that others may
+// pass through: process instances, run as users of their own, must reach
+// their builds under the data dir inside it.
+func publicDir(t *testing.T) string {
+	t.Helper()
+	dir, err := os.MkdirTemp("", "fiat-test-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(dir) })
+	if err := os.Chmod(dir, 0o711); err != nil {
+		t.Fatal(err)
+	}
+	return dir
+}
+
+// writeProcessProject writes a project of one process service, app, that
+// runs the test instance greeting with greeting.
+func writeProcessProject(t *testing.T, dir, greeting string) string {
+	t.Helper()
+	toml := fmt.Sprintf("[services.app]\nrun = \"./instance\"\nhealth = \"/healthz\"\nenv = { GREETING = %q }\n", greeting)
+	if err := os.WriteFile(filepath.Join(dir, "fiat.toml"), []byte(toml), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	data, err := os.ReadFile(instanceBinary(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "instance"), data, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	return dir
+}
+
+// TestProcessServiceUnderLoad deploys a process service fifty times while
+// clients request it without pause: no request fails, each is answered by
+// a version deployed, and the replaced versions' instances stop. Then a
+// rollback, a config change, logs, scale and restart, as a user would.
+func TestProcessServiceUnderLoad(t *testing.T) {
+	cfg := testConfig(filepath.Join(publicDir(t), "data"))
+	cfg.MaxBundle = 32 << 20
+	n := startConfig(t, cfg)
+	dir := t.TempDir()
+	first := n.deployJSON(writeProcessProject(t, dir, "v0"))
+	url := n.srv.Addresses.Service("app", fiat.Production)
+	if _, body, _ := n.get(url); !strings.HasPrefix(body, "v0 from ") {
+		t.Fatalf("the first version answers %q", body)
+	}
+
+	known := sync.Map{} // greeting → true, set before its deploy
+	known.Store("v0", true)
+	stop := make(chan struct{})
+	var served atomic.Int64
+	var wg sync.WaitGroup
+	for range 4 {
+		wg.Go(func() {
+			for {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				resp, err := n.public.Get(url)
+				if err != nil {
+					t.Error(err)
+					return
+				}
+				body, _ := io.ReadAll(resp.Body)
+				resp.Body.Close()
+				greeting, _, _ := strings.Cut(string(body), " from ")
+				if _, ok := known.Load(greeting); resp.StatusCode != 200 || !ok {
+					t.Errorf("during deploys: %d %q", resp.StatusCode, body)
+					return
+				}
+				served.Add(1)
+			}
+		})
+	}
+	var deployMS []float64
+	for i := 1; i <= 50; i++ {
+		greeting := fmt.Sprint("v", i)
+		known.Store(greeting, true)
+		res := n.deployJSON(writeProcessProject(t, dir, greeting))
+		deployMS = append(deployMS, res.DeployMS)
+	}
+	close(stop)
+	wg.Wait()
+	slices.Sort(deployMS)
+	t.Logf("%d requests served during 50 deploys; deploy p50 %.1f ms, max %.1f ms", served.Load(), deployMS[25], deployMS[49])
+	if served.Load() < 50 {
+		t.Errorf("only %d requests served during the deploys", served.Load())
+	}
+	if _, body, _ := n.get(url); !strings.HasPrefix(body, "v50 from ") {
+		t.Errorf("after the deploys: %q", body)
+	}
+	ps := n.processes()
+	if len(ps) != 1 || len(ps[0].Instances) != 1 || ps[0].Instances[0].State != "ready" {
+		t.Errorf("fiat ps after 50 deploys: %+v, want one ready instance", ps)
+	}
+	waitFor(t, "the replaced versions' instances to stop", func() bool { return len(instancesIn(n.data)) == 1 })
+
+	n.fiat("rollback", "app")
+	if _, body, _ := n.get(url); !strings.HasPrefix(body, "v49 from ") {
+		t.Errorf("after a rollback: %q", body)
+	}
+	if code, out, errOut := n.fiat("config", "set", "app", "GREETING=configured"); code != 0 {
+		t.Fatalf("config set: %s%s", out, errOut)
+	}
+	if _, body, _ := n.get(url); !strings.HasPrefix(body, "configured from ") {
+		t.Errorf("after config set: %q", body)
+	}
+	if _, out, _ := n.fiat("logs", "app"); !strings.Contains(out, "web.1 listening on") {
+		t.Errorf("fiat logs app:\n%s", out)
+	}
+	if code, out, errOut := n.fiat("scale", "app=2"); code != 0 {
+		t.Fatalf("scale: %s%s", out, errOut)
+	}
+	waitFor(t, "two instances", func() bool { ps := n.processes(); return len(ps) == 1 && len(ps[0].Instances) == 2 })
+	before := n.processes()[0].Instances
+	if code, out, errOut := n.fiat("restart", "app"); code != 0 {
+		t.Fatalf("restart: %s%s", out, errOut)
+	}
+	after := n.processes()[0].Instances
+	if len(after) != 2 || after[0].PID == before[0].PID || after[1].PID == before[1].PID {
+		t.Errorf("restart: instances %+v, then %+v; want two new ones", before, after)
+	}
+	if first.Services[0].Version == "" {
+		t.Error("no version")
+	}
+}
+
+func (n *node) processes() []deploy.Process {
+	n.t.Helper()
+	ps, err := n.admin.Processes(n.t.Context())
+	if err != nil {
+		n.t.Fatal(err)
+	}
+	return ps
+}
+
+// instancesIn returns the pids of the processes that run in a directory
+// under data: the instances of a server's process services.
+func instancesIn(data string) []int {
+	abs, _ := filepath.Abs(data)
+	var pids []int
+	entries, _ := os.ReadDir("/proc")
+	for _, e := range entries {
+		var pid int
+		if _, err := fmt.Sscan(e.Name(), &pid); err != nil {
+			continue
+		}
+		if cwd, err := os.Readlink(filepath.Join("/proc", e.Name(), "cwd")); err == nil && strings.HasPrefix(cwd, abs+"/") {
+			pids = append(pids, pid)
+		}
+	}
+	return pids
+}
