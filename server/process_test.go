@@ -1,8 +1,12 @@
 package server_test
 
 import (
+	"bufio"
+	"context"
 	"fmt"
 	"io"
+	"net"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -11,9 +15,11 @@ import (
 	"sync"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/fiatdev/fiat"
 	"github.com/fiatdev/fiat/deploy"
+	"golang.org/x/net/websocket"
 )
 
 var instance struct {
@@ -168,8 +174,55 @@ func TestProcessServiceUnderLoad(t *testing.T) {
 	if len(after) != 2 || after[0].PID == before[0].PID || after[1].PID == before[1].PID {
 		t.Errorf("restart: instances %+v, then %+v; want two new ones", before, after)
 	}
-	if first.Services[0].Version == "" {
-		t.Error("no version")
+
+	// The first version stopped long ago; its address starts it again.
+	if code, body, _ := n.get(first.Services[0].VersionURL); code != 200 || !strings.HasPrefix(body, "v0 from ") {
+		t.Errorf("the first version's address: %d %q", code, body)
+	}
+}
+
+// TestProcessStreams passes server-sent events, as they are written, and
+// a WebSocket through the router to a process service.
+func TestProcessStreams(t *testing.T) {
+	cfg := testConfig(filepath.Join(publicDir(t), "data"))
+	cfg.MaxBundle = 32 << 20
+	n := startConfig(t, cfg)
+	n.deployJSON(writeProcessProject(t, t.TempDir(), "streams"))
+	url := n.srv.Addresses.Service("app", fiat.Production)
+
+	ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
+	defer cancel()
+	req, _ := http.NewRequestWithContext(ctx, "GET", url+"/events", nil)
+	resp, err := n.public.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	line, err := bufio.NewReader(resp.Body).ReadString('\n')
+	if err != nil || line != "data: first\n" {
+		t.Errorf("the first event through the router: %q, %v; want it before the stream ends", line, err)
+	}
+	resp.Body.Close()
+
+	conn, err := net.Dial("tcp", n.srv.Public.String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	conn.SetDeadline(time.Now().Add(10 * time.Second))
+	wsCfg, err := websocket.NewConfig(strings.Replace(url, "http://", "ws://", 1)+"/ws", url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ws, err := websocket.NewClient(wsCfg, conn)
+	if err != nil {
+		t.Fatalf("WebSocket handshake through the router: %v", err)
+	}
+	if _, err := ws.Write([]byte("echo me")); err != nil {
+		t.Fatal(err)
+	}
+	got := make([]byte, 7)
+	if _, err := io.ReadFull(ws, got); err != nil || string(got) != "echo me" {
+		t.Errorf("WebSocket echo: %q, %v", got, err)
 	}
 }
 
