@@ -39,15 +39,30 @@ type Config struct {
 	// allocate, or, for a process, what each instance may use. 0, in
 	// versions stored before there was a budget, means DefaultMemory.
 	Memory uint64
-	// Env is the service's config, KEY=VALUE: a process's environment,
-	// what a script reads with config("KEY"). Setting it makes a new
-	// version.
+	// Env is the service's config from fiat.toml, KEY=VALUE.
 	Env map[string]string
-	// Secrets are the keys of Env whose values are never shown or logged,
-	// sorted.
+	// Vars is the config `fiat config set` gave the service in an env, over
+	// Env; a deploy carries it over from the version it replaces.
+	Vars map[string]string
+	// Secrets are the keys of Vars whose values are never shown or
+	// logged, sorted.
 	Secrets []string
 	// Process is how a process service runs; nil for a script.
 	Process *ProcessConfig
+}
+
+// Environ is the service's config as it runs: a process's environment,
+// what a script reads with config("KEY"). Vars win over Env.
+func (c Config) Environ() map[string]string {
+	if len(c.Vars) == 0 {
+		return c.Env
+	}
+	env := maps.Clone(c.Env)
+	if env == nil {
+		env = map[string]string{}
+	}
+	maps.Copy(env, c.Vars)
+	return env
 }
 
 // Redacted is c with the values of its secrets hidden, to show.
@@ -55,10 +70,10 @@ func (c Config) Redacted() Config {
 	if len(c.Secrets) == 0 {
 		return c
 	}
-	c.Env = maps.Clone(c.Env)
+	c.Vars = maps.Clone(c.Vars)
 	for _, key := range c.Secrets {
-		if _, ok := c.Env[key]; ok {
-			c.Env[key] = SecretShown
+		if _, ok := c.Vars[key]; ok {
+			c.Vars[key] = SecretShown
 		}
 	}
 	return c
@@ -142,12 +157,13 @@ type configJSON struct {
 	Timeout  string            `json:"timeout"`
 	Memory   uint64            `json:"memory"`
 	Env      map[string]string `json:"env,omitempty"`
+	Vars     map[string]string `json:"vars,omitempty"`
 	Secrets  []string          `json:"secrets,omitempty"`
 	Process  *ProcessConfig    `json:"process,omitempty"`
 }
 
 func (c Config) MarshalJSON() ([]byte, error) {
-	return json.Marshal(configJSON{Kind: c.Kind, MaxSteps: c.MaxSteps, Timeout: c.Timeout.String(), Memory: c.Memory, Env: c.Env, Secrets: c.Secrets, Process: c.Process})
+	return json.Marshal(configJSON{Kind: c.Kind, MaxSteps: c.MaxSteps, Timeout: c.Timeout.String(), Memory: c.Memory, Env: c.Env, Vars: c.Vars, Secrets: c.Secrets, Process: c.Process})
 }
 
 // UnmarshalJSON reads what MarshalJSON writes, and the nanoseconds that
@@ -160,7 +176,7 @@ func (c *Config) UnmarshalJSON(data []byte) error {
 	if err := json.Unmarshal(data, &raw); err != nil {
 		return err
 	}
-	*c = Config{Kind: raw.Kind, MaxSteps: raw.MaxSteps, Memory: raw.Memory, Env: raw.Env, Secrets: raw.Secrets, Process: raw.Process}
+	*c = Config{Kind: raw.Kind, MaxSteps: raw.MaxSteps, Memory: raw.Memory, Env: raw.Env, Vars: raw.Vars, Secrets: raw.Secrets, Process: raw.Process}
 	var text string
 	if json.Unmarshal(raw.Timeout, &text) == nil {
 		d, err := time.ParseDuration(text)

@@ -216,11 +216,13 @@ func TestHashCoversHowAProcessRuns(t *testing.T) {
 		}
 	}
 	for name, change := range map[string]func(c *Config){
-		"env value": func(c *Config) { c.Env["GREETING"] = "hello" },
-		"env key":   func(c *Config) { c.Env = map[string]string{"GREETINGS": "hi"} },
-		"secrets":   func(c *Config) { c.Secrets = nil },
-		"no env":    func(c *Config) { c.Env = nil },
-		"env moved": func(c *Config) { c.Env, c.Process.Workers = c.Process.Workers, c.Env },
+		"env value":   func(c *Config) { c.Env["GREETING"] = "hello" },
+		"env key":     func(c *Config) { c.Env = map[string]string{"GREETINGS": "hi"} },
+		"secrets":     func(c *Config) { c.Secrets = nil },
+		"no env":      func(c *Config) { c.Env = nil },
+		"env moved":   func(c *Config) { c.Env, c.Process.Workers = c.Process.Workers, c.Env },
+		"vars":        func(c *Config) { c.Vars = map[string]string{"A": "b"} },
+		"env to vars": func(c *Config) { c.Env, c.Vars = nil, c.Env },
 	} {
 		v := processVersion()
 		change(&v.Config)
@@ -250,9 +252,16 @@ func TestProcessConfigJSON(t *testing.T) {
 
 func TestRedactedHidesSecrets(t *testing.T) {
 	c := processVersion().Config
-	c.Env["TOKEN"] = "hunter2"
+	c.Vars = map[string]string{"TOKEN": "hunter2", "MODE": "fast"}
 	shown := c.Redacted()
-	if shown.Env["TOKEN"] != SecretShown || shown.Env["GREETING"] != "hi" || c.Env["TOKEN"] != "hunter2" {
-		t.Errorf("redacted env %v (original now %v), want TOKEN hidden, GREETING shown, the original untouched", shown.Env, c.Env)
+	if shown.Vars["TOKEN"] != SecretShown || shown.Vars["MODE"] != "fast" || c.Vars["TOKEN"] != "hunter2" {
+		t.Errorf("redacted vars %v (original now %v), want TOKEN hidden, MODE shown, the original untouched", shown.Vars, c.Vars)
+	}
+	if env := shown.Environ(); env["GREETING"] != "hi" || env["TOKEN"] != SecretShown {
+		t.Errorf("environ: %v", env)
+	}
+	c.Env["MODE"] = "slow"
+	if env := c.Environ(); env["MODE"] != "fast" {
+		t.Errorf("environ %v: vars must win over fiat.toml's env", env)
 	}
 }

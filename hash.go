@@ -69,9 +69,10 @@ func HashVersion(v *Version) Hash {
 	e.uint(uint64(v.Config.Timeout))
 	e.uint(v.Config.Memory)
 	// Versions without config hash as they did before there was any.
-	if len(v.Config.Env) > 0 || len(v.Config.Secrets) > 0 {
+	if len(v.Config.Env) > 0 || len(v.Config.Vars) > 0 || len(v.Config.Secrets) > 0 {
 		e.str("config")
 		e.strings(v.Config.Env)
+		e.strings(v.Config.Vars)
 		e.uint(uint64(len(v.Config.Secrets)))
 		for _, key := range v.Config.Secrets {
 			e.str(key)

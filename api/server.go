@@ -287,7 +287,7 @@ func (s *server) config(r *http.Request) (any, error) {
 		return nil, err
 	}
 	shown := v.Config.Redacted()
-	c := Config{Service: v.Service, Env: env, Version: v.ID, Config: shown.Env, Secrets: shown.Secrets}
+	c := Config{Service: v.Service, Env: env, Version: v.ID, Config: shown.Environ(), Secrets: shown.Secrets}
 	if c.Config == nil {
 		c.Config = map[string]string{}
 	}

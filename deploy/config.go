@@ -70,23 +70,23 @@ func (d *Deployer) configure(ctx context.Context, env, service string, c ConfigC
 		return Result{}, err
 	}
 	next := *current
-	next.Config.Env = maps.Clone(current.Config.Env)
-	if next.Config.Env == nil {
-		next.Config.Env = map[string]string{}
+	next.Config.Vars = maps.Clone(current.Config.Vars)
+	if next.Config.Vars == nil {
+		next.Config.Vars = map[string]string{}
 	}
 	secrets := map[string]bool{}
 	for _, key := range current.Config.Secrets {
 		secrets[key] = true
 	}
 	for key, value := range c.Set {
-		next.Config.Env[key] = value
+		next.Config.Vars[key] = value
 		secrets[key] = secrets[key] || c.Secret
 	}
 	for _, key := range c.Unset {
-		if _, ok := next.Config.Env[key]; !ok {
-			return Result{}, fmt.Errorf("config key %s is not set for service %q in env %q (`fiat config list %s` shows what is): %w", key, service, env, service, store.ErrNotFound)
+		if _, ok := next.Config.Vars[key]; !ok {
+			return Result{}, fmt.Errorf("config key %s was not set with fiat config set for service %q in env %q (`fiat config list %s` shows what is; keys from fiat.toml change there): %w", key, service, env, service, store.ErrNotFound)
 		}
-		delete(next.Config.Env, key)
+		delete(next.Config.Vars, key)
 		delete(secrets, key)
 	}
 	next.Config.Secrets = nil
@@ -95,8 +95,8 @@ func (d *Deployer) configure(ctx context.Context, env, service string, c ConfigC
 			next.Config.Secrets = append(next.Config.Secrets, key)
 		}
 	}
-	if len(next.Config.Env) == 0 {
-		next.Config.Env = nil
+	if len(next.Config.Vars) == 0 {
+		next.Config.Vars = nil
 	}
 	next.ID = fiat.HashVersion(&next)
 	rec, err := d.deployVersions(ctx, env, []*fiat.Version{&next}, func(invalid map[string]fiat.Problems) fiat.Problems {
@@ -136,11 +136,8 @@ func (d *Deployer) Scale(ctx context.Context, env string, instances map[string]i
 			if !ok {
 				continue // the store says it is not in the env
 			}
-			d.kinds.Lock()
-			kind := d.kinds.of[id]
-			d.kinds.Unlock()
-			if kind != fiat.Process {
-				return store.Change{}, fmt.Errorf("%w: service %q is a %s service, which has no instances to scale", ErrInvalid, service, kind)
+			if config, _ := d.config(id); config.Kind != fiat.Process {
+				return store.Change{}, fmt.Errorf("%w: service %q is a %s service, which has no instances to scale", ErrInvalid, service, config.Kind)
 			}
 			if n < 0 || n > fiat.MaxInstances {
 				return store.Change{}, fmt.Errorf("%w: %s=%d: give 0 to %d instances", ErrInvalid, service, n, fiat.MaxInstances)

@@ -42,11 +42,11 @@ type Deployer struct {
 	follower  *follower
 	stop      context.CancelFunc
 	following sync.WaitGroup
-	// kinds is the kind of every version the router knows, to start it
-	// with its runtime.
-	kinds struct {
+	// configs is the config of every version the router knows: its kind
+	// says which runtime starts it, and a deploy carries its vars over.
+	configs struct {
 		sync.Mutex
-		of map[fiat.Hash]fiat.Kind
+		of map[fiat.Hash]fiat.Config
 	}
 }
 
@@ -81,14 +81,14 @@ func New(ctx context.Context, cfg Config) (*Deployer, *router.Router, error) {
 		logger:    cfg.Logger,
 		addresses: cfg.Addresses,
 	}
-	d.kinds.of = map[fiat.Hash]fiat.Kind{}
+	d.configs.of = map[fiat.Hash]fiat.Config{}
 	d.router = router.New(router.Config{Addresses: cfg.Addresses, Load: d.load, Metrics: cfg.Metrics, MaxBody: cfg.MaxBody, Logger: cfg.Logger})
 	state, err := cfg.Store.State(ctx)
 	if err != nil {
 		return nil, nil, err
 	}
 	for _, v := range state.Versions {
-		d.know(v.ID, v.Config.Kind)
+		d.know(v.ID, v.Config)
 		d.router.AddVersion(v.ID, v.Service, nil)
 	}
 	if err := d.router.SetEnvs(state.Envs); err != nil {
@@ -123,23 +123,29 @@ func (d *Deployer) stopIdle(ctx context.Context, idle time.Duration) {
 	}
 }
 
-// know remembers the kind of version id.
-func (d *Deployer) know(id fiat.Hash, kind fiat.Kind) {
-	d.kinds.Lock()
-	defer d.kinds.Unlock()
-	d.kinds.of[id] = kind
+// know remembers the config of version id.
+func (d *Deployer) know(id fiat.Hash, config fiat.Config) {
+	d.configs.Lock()
+	defer d.configs.Unlock()
+	d.configs.of[id] = config
+}
+
+// config returns the config of version id, if the router knows it.
+func (d *Deployer) config(id fiat.Hash) (fiat.Config, bool) {
+	d.configs.Lock()
+	defer d.configs.Unlock()
+	config, ok := d.configs.of[id]
+	return config, ok
 }
 
 // load starts a version that is stored but not running, with its kind's
 // runtime, which reads it from the store only if it kept nothing of it.
 func (d *Deployer) load(ctx context.Context, id fiat.Hash) (fiat.Running, error) {
-	d.kinds.Lock()
-	kind, ok := d.kinds.of[id]
-	d.kinds.Unlock()
+	config, ok := d.config(id)
 	if !ok {
 		return nil, fmt.Errorf("version %s: %w", id, store.ErrNotFound)
 	}
-	rt, err := d.runtime(kind)
+	rt, err := d.runtime(config.Kind)
 	if err != nil {
 		return nil, err
 	}
@@ -227,6 +233,7 @@ func (d *Deployer) deploy(ctx context.Context, env string, bundle project.Bundle
 	// Every problem at once: the versions fiat.toml lets us build are
 	// validated even when it has problems of its own.
 	versions, problems := project.Versions(bundle)
+	d.carryVars(env, versions)
 	rec, err := d.deployVersions(ctx, env, versions, func(invalid map[string]fiat.Problems) fiat.Problems {
 		return bundle.Problems(problems, invalid)
 	})
@@ -238,6 +245,21 @@ func (d *Deployer) deploy(ctx context.Context, env string, bundle project.Bundle
 	})
 	res.DeployMS = millis(time.Since(began))
 	return res, nil
+}
+
+// carryVars gives each version the vars (`fiat config set`) of the
+// version of its service that env serves: a deploy changes code, not the
+// config set beside it.
+func (d *Deployer) carryVars(env string, versions []*fiat.Version) {
+	at, _ := d.router.Env(env)
+	for _, v := range versions {
+		current, ok := d.config(at.Services[v.Service])
+		if !ok || len(current.Vars) == 0 {
+			continue
+		}
+		v.Config.Vars, v.Config.Secrets = maps.Clone(current.Vars), slices.Clone(current.Secrets)
+		v.ID = fiat.HashVersion(v)
+	}
 }
 
 // deployVersions validates the versions env does not have yet and points

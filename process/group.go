@@ -304,7 +304,7 @@ func (i *instance) start(boot io.Writer) (*exec.Cmd, int, chan struct{}, error) 
 // its service's config.
 func instanceEnv(cfg fiat.Config, port int, dir string) []string {
 	env := []string{"PORT=" + strconv.Itoa(port), "PATH=" + defaultPath, "HOME=" + dir}
-	for key, value := range cfg.Env {
+	for key, value := range cfg.Environ() {
 		env = append(env, key+"="+value)
 	}
 	return env

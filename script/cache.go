@@ -247,6 +247,7 @@ func decodeProgram(data []byte) (*Program, error) {
 		if err := json.Unmarshal([]byte(config), &p.config); err != nil {
 			return nil, fmt.Errorf("config: %v", err)
 		}
+		p.environ = p.config.Environ()
 	}
 	for n := d.uint(); n > 0 && d.err == nil; n-- {
 		path, code := d.string(), d.bytes()

@@ -44,6 +44,8 @@ type Program struct {
 	// assets are the version's other files, by path, which http.static
 	// serves.
 	assets map[string][]byte
+	// environ is the service's config, as config() reads it.
+	environ map[string]string
 }
 
 // ID is the hash of the version the program was compiled from.
@@ -74,7 +76,7 @@ func Compile(v *fiat.Version) (*Program, error) {
 // again: compiled modules are immutable, so versions can share them.
 // previous may be nil.
 func CompileFrom(v *fiat.Version, previous *Program) (*Program, error) {
-	p := &Program{id: v.ID, service: v.Service, config: v.Config, modules: map[string]*starlark.Program{}, sources: map[string][sha256.Size]byte{}, assets: map[string][]byte{}}
+	p := &Program{id: v.ID, service: v.Service, config: v.Config, modules: map[string]*starlark.Program{}, sources: map[string][sha256.Size]byte{}, assets: map[string][]byte{}, environ: v.Config.Environ()}
 	var problems fiat.Problems
 	failed := map[string]bool{}
 	for _, f := range v.Files {

@@ -218,7 +218,7 @@ func configBuiltin(thread *starlark.Thread, b *starlark.Builtin, args starlark.T
 	if err := starlark.UnpackArgs(b.Name(), args, kwargs, "key", &key, "default?", &fallback); err != nil {
 		return nil, err
 	}
-	if value, ok := hostOf(thread).app.prog.config.Env[key]; ok {
+	if value, ok := hostOf(thread).app.prog.environ[key]; ok {
 		return starlark.String(value), nil
 	}
 	return fallback, nil

@@ -95,7 +95,7 @@ http.route("GET", "/", handle)
 		{[]string{"config", "set", "app", "1X=a"}, "environment variable"},
 		{[]string{"config", "set", "app", "PORT=80"}, "set by fiat"},
 		{[]string{"config", "set", "app", "GREETING"}, "KEY=VALUE"},
-		{[]string{"config", "unset", "app", "NEVER_SET"}, "is not set"},
+		{[]string{"config", "unset", "app", "NEVER_SET"}, "was not set with fiat config set"},
 		{[]string{"config", "set", "nope", "A=b"}, `service "nope" is not in env`},
 		{[]string{"config", "list", "app", "--env", "nowhere"}, `env "nowhere" does not exist`},
 		{[]string{"scale", "app=2"}, "is a script service, which has no instances"},
@@ -108,5 +108,18 @@ http.route("GET", "/", handle)
 	}
 	if _, err := n.admin.Configure(t.Context(), "production", "app", deploy.ConfigChange{Set: map[string]string{"A": "1"}, Unset: []string{"A"}}); err == nil {
 		t.Error("a change that sets and unsets one key was accepted")
+	}
+
+	// A deploy of new code keeps what config set set.
+	set("set", "app", "GREETING=kept", "TOKEN=still-secret", "--secret")
+	main := strings.Replace(files["main.star"], `"%s, token %s"`, `"%s! token %s"`, 1)
+	if err := os.WriteFile(filepath.Join(dir, "main.star"), []byte(main), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if res := n.deployJSON(dir); !res.Services[0].Changed || body() != "kept! token True" {
+		t.Errorf("a deploy after config set: %+v, serving %q; want the new code with the config kept", res, body())
+	}
+	if _, out, _ := n.fiat("config", "list", "app", "--json"); !strings.Contains(out, `"TOKEN": "(secret)"`) {
+		t.Errorf("after the deploy, the secret is shown or gone:\n%s", out)
 	}
 }
