@@ -1,7 +1,6 @@
 package script
 
 import (
-	"path/filepath"
 	"testing"
 	"time"
 
@@ -23,22 +22,7 @@ http.route("GET", "/", handle)
 		t.Errorf("config read %q, want the value, None, and the default", got)
 	}
 
-	cache, err := OpenCache(filepath.Join(t.TempDir(), "programs.pack"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer cache.Close()
-	if err := cache.Put(a.Program()); err != nil {
-		t.Fatal(err)
-	}
-	cached, err := cache.Get(a.Program().ID())
-	if err != nil {
-		t.Fatal(err)
-	}
-	b, err := cached.Start(Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
+	b := fromCache(t, a)
 	if got := do(b, "GET", "/", "").body; got != "bonjour None fallback" {
 		t.Errorf("config read from a cached program %q, want it as compiled", got)
 	}

@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
+	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
@@ -105,3 +106,26 @@ func newServer(t *testing.T, h http.Handler) *httptest.Server {
 }
 
 func itoa(n int) string { return strconv.Itoa(n) }
+
+// fromCache starts a's program as a restart does: written to the cache and
+// read back.
+func fromCache(t *testing.T, a *App) *App {
+	t.Helper()
+	cache, err := OpenCache(filepath.Join(t.TempDir(), "programs.pack"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cache.Close()
+	if err := cache.Put(a.Program()); err != nil {
+		t.Fatal(err)
+	}
+	cached, err := cache.Get(a.Program().ID())
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := cached.Start(Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}

@@ -1,7 +1,6 @@
 package script
 
 import (
-	"path/filepath"
 	"strings"
 	"testing"
 )
@@ -49,22 +48,7 @@ func TestStatic(t *testing.T) {
 	check(a)
 
 	// A program from the cache serves the same files.
-	cache, err := OpenCache(filepath.Join(t.TempDir(), "programs.pack"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer cache.Close()
-	if err := cache.Put(a.Program()); err != nil {
-		t.Fatal(err)
-	}
-	cached, err := cache.Get(a.Program().ID())
-	if err != nil {
-		t.Fatal(err)
-	}
-	b, err := cached.Start(Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
+	b := fromCache(t, a)
 	check(b)
 }
 
