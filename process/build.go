@@ -67,6 +67,9 @@ func (r *Runtime) build(ctx context.Context, id fiat.Hash, version func(context.
 		return "", built{}, err
 	}
 	if build := v.Config.Process.Build; build != "" {
+		if err := r.prepareHome(owner); err != nil {
+			return "", built{}, err
+		}
 		out := newTail(buildTailBytes)
 		cmd := exec.CommandContext(ctx, "/bin/sh", "-c", build)
 		cmd.Dir = dir

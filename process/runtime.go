@@ -51,9 +51,6 @@ func (r *Runtime) Start(ctx context.Context, id fiat.Hash, version func(context.
 		return nil, err
 	}
 	service, cfg := built.Service, built.Config
-	if err := r.prepareHome(service); err != nil {
-		return nil, err
-	}
 	v := &running{proxy: newProxy(service, id.Short()), cfg: cfg}
 	v.group = &group{id: id, service: service, dir: dir, cfg: cfg, owner: r.owner(service), logs: newLogBook(id), changed: v.proxy.setBackends}
 	if err := v.group.scale(ctx, cfg.Process.Instances); err != nil {
@@ -83,10 +80,9 @@ func (r *Runtime) checkReachable() error {
 	}
 }
 
-// prepareHome makes the directory the builds of service's user keep their
-// caches in.
-func (r *Runtime) prepareHome(service string) error {
-	owner := r.owner(service)
+// prepareHome makes the directory the builds of owner keep their caches
+// in.
+func (r *Runtime) prepareHome(owner user) error {
 	home := filepath.Join(r.paths.caches, owner.name())
 	if err := os.MkdirAll(home, 0o700); err != nil {
 		return err
