@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"net/http/httputil"
 	"net/url"
+	"sync"
 	"sync/atomic"
 	"time"
 )
@@ -16,7 +17,6 @@ import (
 // with the fewest requests outstanding.
 type proxy struct {
 	service, version string
-	rp               *httputil.ReverseProxy
 	transport        *http.Transport
 	backends         atomic.Pointer[[]*backend]
 	inFlight         atomic.Int64
@@ -27,11 +27,20 @@ type proxy struct {
 
 type backend struct {
 	addr        string
-	url         *url.URL
 	outstanding atomic.Int64
+	// rp hands requests to this backend: one per backend, so that a
+	// request needs no context value to say where it goes.
+	rp *httputil.ReverseProxy
 }
 
-type backendKey struct{}
+// buffers are the buffers ReverseProxy copies bodies through, shared by
+// every proxy: without them it allocates 32 KiB per request.
+var buffers = &bufferPool{sync.Pool{New: func() any { b := make([]byte, 32<<10); return &b }}}
+
+type bufferPool struct{ pool sync.Pool }
+
+func (p *bufferPool) Get() []byte  { return *p.pool.Get().(*[]byte) }
+func (p *bufferPool) Put(b []byte) { p.pool.Put(&b) }
 
 // Timeouts of the connections to instances.
 const (
@@ -52,17 +61,6 @@ func newProxy(service, version string) *proxy {
 		IdleConnTimeout:       90 * time.Second,
 		ResponseHeaderTimeout: answerTimeout,
 	}
-	p.rp = &httputil.ReverseProxy{
-		Rewrite: func(r *httputil.ProxyRequest) {
-			b := r.In.Context().Value(backendKey{}).(*backend)
-			r.SetURL(b.url)
-			r.Out.Host = r.In.Host
-			r.SetXForwarded()
-			r.Out.Header.Set("Fiat-Version", version)
-		},
-		Transport:    p.transport,
-		ErrorHandler: p.failed,
-	}
 	empty := []*backend{}
 	p.backends.Store(&empty)
 	return p
@@ -78,11 +76,27 @@ func (p *proxy) setBackends(addrs []string) {
 	for _, addr := range addrs {
 		b, ok := old[addr]
 		if !ok {
-			b = &backend{addr: addr, url: &url.URL{Scheme: "http", Host: addr}}
+			b = p.newBackend(addr)
 		}
 		next = append(next, b)
 	}
 	p.backends.Store(&next)
+}
+
+func (p *proxy) newBackend(addr string) *backend {
+	target := &url.URL{Scheme: "http", Host: addr}
+	versionHeader := []string{p.version}
+	return &backend{addr: addr, rp: &httputil.ReverseProxy{
+		Rewrite: func(r *httputil.ProxyRequest) {
+			r.SetURL(target)
+			r.Out.Host = r.In.Host
+			r.SetXForwarded()
+			r.Out.Header["Fiat-Version"] = versionHeader
+		},
+		Transport:    p.transport,
+		ErrorHandler: p.failed,
+		BufferPool:   buffers,
+	}}
 }
 
 func (p *proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
@@ -95,7 +109,7 @@ func (p *proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	b.outstanding.Add(1)
 	defer b.outstanding.Add(-1)
-	p.rp.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), backendKey{}, b)))
+	b.rp.ServeHTTP(w, r)
 }
 
 // pick returns the ready instance with the fewest requests outstanding.
