@@ -13,10 +13,14 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/fiatdev/fiat"
+	"github.com/fiatdev/fiat/metrics"
+	"github.com/fiatdev/fiat/router"
 )
 
-// BenchmarkProxyVsNginx loads one plain Go backend through fiat's proxy
-// and through nginx (installed with apt-get if missing) with upstream
+// BenchmarkProxyVsNginx loads one plain Go backend through fiat's router
+// and proxy, as a process service, and through nginx (installed with apt-get if missing) with upstream
 // keep-alive, with the same client, in the same run, each twice, and
 // reports requests per second and p99 latency of both:
 //
@@ -25,14 +29,20 @@ func BenchmarkProxyVsNginx(b *testing.B) {
 	backend := listen(b, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, "hello") }))
 	p := newProxy("bench", "aaaaaaaaaaaa")
 	p.setBackends([]string{backend})
-	fiat := listen(b, p)
+	id := fiat.Hash("aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa")
+	r := router.New(router.Config{Addresses: fiat.Addresses{Domain: "localhost"}, Metrics: metrics.New(), MaxBody: 1 << 20})
+	r.AddVersion(id, "bench", &running{proxy: p, group: &group{}, cfg: fiat.Config{}})
+	if err := r.SetEnvs([]fiat.Env{{Name: fiat.Production, Services: map[string]fiat.Hash{"bench": id}}}); err != nil {
+		b.Fatal(err)
+	}
+	throughFiat := listen(b, r)
 	nginx := startNginx(b, backend)
 	const concurrency, duration = 32, 3 * time.Second
 	var fiatRPS, nginxRPS, fiatP99, nginxP99 []float64
 	for range 2 {
 		rps, p99 := load(b, nginx, concurrency, duration)
 		nginxRPS, nginxP99 = append(nginxRPS, rps), append(nginxP99, p99)
-		rps, p99 = load(b, fiat, concurrency, duration)
+		rps, p99 = load(b, throughFiat, concurrency, duration)
 		fiatRPS, fiatP99 = append(fiatRPS, rps), append(fiatP99, p99)
 	}
 	b.ReportMetric(slices.Max(fiatRPS), "fiat-req/s")
@@ -117,7 +127,11 @@ http {
 func load(b *testing.B, addr string, concurrency int, d time.Duration) (float64, float64) {
 	client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: concurrency}}
 	defer client.CloseIdleConnections()
-	url := "http://" + addr + "/"
+	// Every host reaches addr; the router finds the service by host.
+	client.Transport.(*http.Transport).DialContext = func(ctx context.Context, network, _ string) (net.Conn, error) {
+		return (&net.Dialer{}).DialContext(ctx, network, addr)
+	}
+	url := "http://bench.localhost/"
 	latencies := make([][]time.Duration, concurrency)
 	ctx, cancel := context.WithTimeout(context.Background(), d)
 	defer cancel()
