@@ -18,34 +18,36 @@ import (
 	"time"
 
 	"github.com/fiatdev/fiat"
+	"github.com/fiatdev/fiat/api"
 	"github.com/fiatdev/fiat/deploy"
+	"github.com/fiatdev/fiat/project"
+	"github.com/fiatdev/fiat/server"
 	"golang.org/x/net/websocket"
 )
 
 var instance struct {
-	once sync.Once
-	path string
-	err  error
+	once   sync.Once
+	binary []byte
+	err    error
 }
 
-// instanceBinary builds the process runtime's test instance once.
-func instanceBinary(t *testing.T) string {
-	t.Helper()
+// buildInstance builds the process runtime's test instance, once.
+func buildInstance() ([]byte, error) {
 	instance.once.Do(func() {
 		dir, err := os.MkdirTemp("", "fiat-instance-")
 		if err != nil {
 			instance.err = err
 			return
 		}
-		instance.path = filepath.Join(dir, "instance")
-		if out, err := exec.Command("go", "build", "-o", instance.path, "../process/testdata/instance").CombinedOutput(); err != nil {
-			instance.err = fmt.Errorf("%v\n%s", err, out)
+		defer os.RemoveAll(dir)
+		path := filepath.Join(dir, "instance")
+		if out, err := exec.Command("go", "build", "-o", path, "../process/testdata/instance").CombinedOutput(); err != nil {
+			instance.err = fmt.Errorf("build the test instance: %v\n%s", err, out)
+			return
 		}
+		instance.binary, instance.err = os.ReadFile(path)
 	})
-	if instance.err != nil {
-		t.Fatalf("build the test instance: %v", instance.err)
-	}
-	return instance.path
+	return instance.binary, instance.err
 }
 
 // publicDir is a directory, as a user's project dir is, that others may
@@ -72,7 +74,7 @@ func writeProcessProject(t *testing.T, dir, greeting string) string {
 	if err := os.WriteFile(filepath.Join(dir, "fiat.toml"), []byte(toml), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	data, err := os.ReadFile(instanceBinary(t))
+	data, err := buildInstance()
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -251,4 +253,55 @@ func instancesIn(data string) []int {
 		}
 	}
 	return pids
+}
+
+// BenchmarkProcessDeploy deploys a prebuilt Go HTTP server again and
+// again, its run changed each time, nothing to build, and reports the
+// server's time from the deploy's request to the new version serving:
+//
+//	go test ./server -run '^$' -bench ProcessDeploy -benchtime 200x
+func BenchmarkProcessDeploy(b *testing.B) {
+	root, err := os.MkdirTemp("", "fiat-bench-")
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer os.RemoveAll(root)
+	os.Chmod(root, 0o711)
+	cfg := server.Defaults
+	cfg.Listen, cfg.Admin, cfg.Data, cfg.MaxBundle, cfg.Logger = "127.0.0.1:0", "127.0.0.1:0", filepath.Join(root, "data"), 32<<20, quietLogger()
+	srv, err := server.Start(b.Context(), cfg)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer srv.Shutdown(context.Background())
+	admin := &api.Client{Server: "http://" + srv.Admin.String(), Token: srv.Token}
+	dir := filepath.Join(root, "project")
+	os.Mkdir(dir, 0o755)
+	binary, err := buildInstance()
+	if err != nil {
+		b.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "instance"), binary, 0o755); err != nil {
+		b.Fatal(err)
+	}
+	var ms []float64
+	for i := range b.N {
+		toml := fmt.Sprintf("[services.app]\nrun = \"./instance # deploy %d\"\nhealth = \"/healthz\"\n", i)
+		if err := os.WriteFile(filepath.Join(dir, "fiat.toml"), []byte(toml), 0o644); err != nil {
+			b.Fatal(err)
+		}
+		bundle, err := project.Load(dir)
+		if err != nil {
+			b.Fatal(err)
+		}
+		res, err := admin.Deploy(b.Context(), fiat.Production, bundle)
+		if err != nil {
+			b.Fatal(err)
+		}
+		ms = append(ms, res.DeployMS)
+	}
+	slices.Sort(ms)
+	b.ReportMetric(ms[len(ms)/2], "deploy-p50-ms")
+	b.ReportMetric(ms[len(ms)*99/100], "deploy-p99-ms")
+	b.ReportMetric(0, "ns/op")
 }
