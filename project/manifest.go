@@ -28,6 +28,11 @@ const (
 	maxTimeout      = 5 * time.Minute
 	minMemory       = 1 << 20
 	maxMemory       = 4 << 30
+	// maxScriptMemory bounds a script's budget: one operation on one
+	// string (upper, replace, find) runs to its end once it has started,
+	// and over this much it would run on for more than 100 ms past the
+	// request's time limit.
+	maxScriptMemory = 64 << 20
 	// A process service's defaults and limits.
 	defaultProcessMemory = 512 << 20
 	maxStartTimeout      = 10 * time.Minute
@@ -298,6 +303,16 @@ func (c *checker) setKey(svc *service, s setting) {
 	}
 }
 
+// humanBytes writes n as fiat.toml would: "1GiB", "100MB", or bytes.
+func humanBytes(n uint64) string {
+	for _, unit := range []string{"GiB", "MiB", "KiB", "GB", "MB", "KB"} {
+		if scale := memoryUnits[unit]; n%scale == 0 {
+			return fmt.Sprintf("%d%s", n/scale, unit)
+		}
+	}
+	return fmt.Sprintf("%d bytes", n)
+}
+
 // memoryUnits are the units of memory = "64MiB": powers of 1024 and of
 // 1000, as their names say. (go-humanize's ParseBytes would also take
 // floats, and a bare "M" that some read as MB and others as MiB.)
@@ -420,6 +435,9 @@ func (c *checker) setEnv(svc *service, s setting) {
 // checkKind reports the keys of the other kind that svc sets, once the
 // whole of fiat.toml says which kind it is.
 func (c *checker) checkKind(svc *service) {
+	if at, ok := svc.set["memory"]; ok && svc.config.Kind == fiat.Script && svc.config.Memory > maxScriptMemory {
+		c.report(at, "memory of a script service is at most 64MiB, not %s: one string operation on more could not be stopped in time at the request's timeout; run work that needs more memory in a process service (run = ...)", humanBytes(svc.config.Memory))
+	}
 	if svc.kind == fiat.Script && svc.config.Kind == fiat.Process {
 		c.report(*svc.kindAt, `service %s says kind = "script" but sets keys of a process service (run, build, health, instances, start_timeout, stop_timeout): remove one or the other`, svc.name)
 		return

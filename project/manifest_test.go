@@ -308,17 +308,23 @@ memory = "1MiB"
 dir = "high"
 max_steps = 10_000_000_000
 timeout = "5m"
+memory = 67108864
+
+[services.process]
+dir = "process"
+run = "./server"
 memory = 4294967296
-`, "low/main.star", "high/main.star"))
+`, "low/main.star", "high/main.star", "process/server"))
 	if len(problems) > 0 {
 		t.Fatal(problems)
 	}
-	if len(versions) != 2 {
-		t.Fatalf("got %d versions, want 2", len(versions))
+	if len(versions) != 3 {
+		t.Fatalf("got %d versions, want 3", len(versions))
 	}
 	want := []fiat.Config{
-		{Kind: fiat.Script, MaxSteps: 10_000_000_000, Timeout: 5 * time.Minute, Memory: 4 << 30},
+		{Kind: fiat.Script, MaxSteps: 10_000_000_000, Timeout: 5 * time.Minute, Memory: 64 << 20},
 		{Kind: fiat.Script, MaxSteps: 1, Timeout: time.Millisecond, Memory: 1 << 20},
+		{Kind: fiat.Process, Memory: 4 << 30, Process: &fiat.ProcessConfig{Run: "./server", Instances: 1, StartTimeout: fiat.DefaultStartTimeout, StopTimeout: fiat.DefaultStopTimeout}},
 	}
 	for i, v := range versions {
 		if !reflect.DeepEqual(v.Config, want[i]) {
@@ -477,7 +483,8 @@ func TestVersionsReadsMemory(t *testing.T) {
 		`"4GiB"`:    4 << 30,
 		`"4096MiB"`: 4 << 30,
 	} {
-		versions, problems := Versions(bundleOf("[services.hello]\nmemory = "+value+"\n", "main.star"))
+		// A process, which may have all the memory fiat.toml allows.
+		versions, problems := Versions(bundleOf("[services.hello]\nrun = \"./server\"\nmemory = "+value+"\n", "server"))
 		if len(problems) > 0 {
 			t.Errorf("memory = %s: %v", value, problems)
 			continue
@@ -627,5 +634,17 @@ QUEUE = "jobs"
 	want := []fiat.File{{Path: "server", Data: []byte("binary"), Executable: true}, {Path: "static/app.css", Data: []byte("css")}}
 	if !reflect.DeepEqual(web.Files, want) {
 		t.Errorf("web's files: %+v, want %+v", web.Files, want)
+	}
+}
+
+// TestScriptMemoryIsBounded refuses a script budget over 64MiB, which a
+// process may have.
+func TestScriptMemoryIsBounded(t *testing.T) {
+	_, problems := Versions(bundleOf("[services.hello]\nmemory = \"1GiB\"\n", "main.star"))
+	if len(problems) != 1 || !strings.Contains(problems[0].String(), "fiat.toml:2:10: memory of a script service is at most 64MiB, not 1GiB") {
+		t.Errorf("a script with 1GiB: %v", problems)
+	}
+	if _, problems := Versions(bundleOf("[services.hello]\nmemory = \"64MiB\"\n", "main.star")); len(problems) > 0 {
+		t.Errorf("a script with 64MiB: %v", problems)
 	}
 }
