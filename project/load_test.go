@@ -238,3 +238,37 @@ func TestLoadWalksOnlyDirsThatMayHoldServiceFiles(t *testing.T) {
 		}
 	}
 }
+
+// TestFiatignore leaves out what .fiatignore says, from the bundle the
+// CLI sends and from the versions the server builds of any bundle.
+func TestFiatignore(t *testing.T) {
+	dir := writeProject(t, map[string]string{
+		"fiat.toml":               "[services.web]\n",
+		".fiatignore":             "# dependencies and outputs\nnode_modules/\n*.log\n!keep.log\n/build\n",
+		"main.star":               "web",
+		"src/app.js":              "app",
+		"node_modules/x/index.js": "dependency",
+		"app.log":                 "log",
+		"keep.log":                "kept",
+		"build/out.bin":           "output",
+		"src/build/kept.js":       "only /build at the root is left out",
+	})
+	b, err := Load(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []string{".fiatignore", "fiat.toml", "keep.log", "main.star", "src/app.js", "src/build/kept.js"}
+	if got := filePaths(b.Files); !slices.Equal(got, want) {
+		t.Errorf("bundle: %q, want %q", got, want)
+	}
+	// A bundle that holds ignored files anyway builds the same version.
+	b.Files = append(b.Files, fiat.File{Path: "node_modules/x/index.js", Data: []byte("dependency")}, fiat.File{Path: "app.log", Data: []byte("log")})
+	versions, problems := Versions(b)
+	if len(problems) > 0 {
+		t.Fatal(problems)
+	}
+	want = []string{"keep.log", "main.star", "src/app.js", "src/build/kept.js"}
+	if got := filePaths(versions[0].Files); !slices.Equal(got, want) {
+		t.Errorf("version: %q, want %q", got, want)
+	}
+}

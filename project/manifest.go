@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/fiatdev/fiat"
+	"github.com/go-git/go-git/v5/plumbing/format/gitignore"
 	"github.com/pelletier/go-toml/v2/unstable"
 )
 
@@ -68,6 +69,8 @@ var serviceKeyNames = slices.Sorted(maps.Keys(serviceKeys))
 type manifest struct {
 	services []*service // sorted by name
 	dirs     dirTree    // of the services that have one
+	// ignore is .fiatignore's, if the project has one.
+	ignore gitignore.Matcher
 }
 
 // service is what fiat.toml says about one service.
@@ -565,11 +568,11 @@ func (t *dirTree) owner(elems []string) (owner *service, depth int, onPath bool)
 
 // serviceOf returns the service that file (a path relative to the project
 // root) belongs to, or nil. A service owns the files under its dir, except
-// hidden ones (.git, .env), fiat.toml and those under the dir of a service
-// nested inside it. Load and Versions share this rule, so that a version
+// hidden ones (.git, .env), fiat.toml, those .fiatignore leaves out and
+// those under the dir of a service nested inside it. Load and Versions share this rule, so that a version
 // holds the same files whether it comes from disk or over the wire.
 func (m *manifest) serviceOf(file string) *service {
-	if file == manifestName {
+	if file == manifestName || m.ignored(file, false) {
 		return nil
 	}
 	elems := strings.Split(file, "/")
@@ -584,6 +587,9 @@ func (m *manifest) serviceOf(file string) *service {
 // root) may hold files of a service, or lead to one's dir: Load walks no
 // other directories.
 func (m *manifest) mayHoldFiles(dir string) bool {
+	if m.ignored(dir, true) {
+		return false
+	}
 	var elems []string
 	if dir != "." {
 		elems = strings.Split(dir, "/")

@@ -43,6 +43,15 @@ func Load(dir string) (Bundle, error) {
 		return Bundle{}, problems
 	}
 	b := Bundle{Files: []fiat.File{{Path: manifestName, Data: manifestData}}}
+	// .fiatignore goes in the bundle, so that the server leaves out the
+	// same files.
+	switch ignore, err := fs.ReadFile(project, ignoreName); {
+	case err == nil:
+		m.ignore = parseIgnore(ignore)
+		b.Files = append(b.Files, fiat.File{Path: ignoreName, Data: ignore})
+	case !errors.Is(err, fs.ErrNotExist):
+		return Bundle{}, err
+	}
 	err = fs.WalkDir(project, ".", func(file string, entry fs.DirEntry, err error) error {
 		switch {
 		case err != nil:
@@ -155,7 +164,11 @@ func (b Bundle) manifest() (*manifest, fiat.Problems) {
 	if i < 0 {
 		return nil, fiat.Problems{{Path: manifestName, Message: "missing: a project starts at fiat.toml"}}
 	}
-	return parseManifest(b.Files[i].Data)
+	m, problems := parseManifest(b.Files[i].Data)
+	if j := slices.IndexFunc(b.Files, func(f fiat.File) bool { return f.Path == ignoreName }); m != nil && j >= 0 {
+		m.ignore = parseIgnore(b.Files[j].Data)
+	}
+	return m, problems
 }
 
 func sortFiles(files []fiat.File) {
