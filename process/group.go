@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"net"
 	"net/http"
 	"os"
@@ -32,8 +33,9 @@ type group struct {
 	changed func(backends []string)
 
 	mu        sync.Mutex
-	instances []*instance
-	next      int // the number of the next instance
+	instances []*instance // web instances
+	workers   []*instance
+	next      int // the number of the next web instance
 }
 
 // instance is one supervised process of a group, started again when it
@@ -41,6 +43,10 @@ type group struct {
 type instance struct {
 	g    *group
 	name string
+	// command is what the instance runs; a web instance serves on PORT,
+	// a worker takes no traffic.
+	command string
+	web     bool
 	// stop is closed to stop the instance; done is closed once its
 	// process is gone and it is no longer supervised.
 	stop, done chan struct{}
@@ -74,7 +80,7 @@ func (g *group) scale(ctx context.Context, n int) error {
 	var started []*instance
 	for len(g.instances)+len(started) < n {
 		g.next++
-		started = append(started, g.newInstance(fmt.Sprintf("web.%d", g.next)))
+		started = append(started, g.newInstance(fmt.Sprintf("web.%d", g.next), g.cfg.Process.Run, true))
 	}
 	var stopped []*instance
 	if len(g.instances) > n {
@@ -114,7 +120,7 @@ func (g *group) restart(ctx context.Context) error {
 	for _, o := range old {
 		g.mu.Lock()
 		g.next++
-		fresh := g.newInstance(fmt.Sprintf("web.%d", g.next))
+		fresh := g.newInstance(o.name[:strings.IndexByte(o.name, '.')+1]+strconv.Itoa(g.next), o.command, o.web)
 		g.mu.Unlock()
 		go fresh.supervise()
 		if err := fresh.waitReady(ctx); err != nil {
@@ -135,8 +141,8 @@ func (g *group) restart(ctx context.Context) error {
 // stop stops every instance.
 func (g *group) stop() {
 	g.mu.Lock()
-	all := g.instances
-	g.instances = nil
+	all := append(g.instances, g.workers...)
+	g.instances, g.workers = nil, nil
 	g.mu.Unlock()
 	stopAll(all)
 }
@@ -171,19 +177,42 @@ func (g *group) backends() []string {
 
 func (g *group) status() []fiat.Instance {
 	g.mu.Lock()
-	instances := slices.Clone(g.instances)
+	instances := append(slices.Clone(g.instances), g.workers...)
 	g.mu.Unlock()
 	out := []fiat.Instance{}
 	for _, i := range instances {
 		i.mu.Lock()
-		out = append(out, fiat.Instance{ID: i.name, Type: "web", PID: i.pid, State: i.state, Restarts: i.restarts, Started: i.started, MemoryBytes: rss(i.pid)})
+		kind, _, _ := strings.Cut(i.name, ".")
+		out = append(out, fiat.Instance{ID: i.name, Type: kind, PID: i.pid, State: i.state, Restarts: i.restarts, Started: i.started, MemoryBytes: rss(i.pid)})
 		i.mu.Unlock()
 	}
 	return out
 }
 
-func (g *group) newInstance(name string) *instance {
-	return &instance{g: g, name: name, stop: make(chan struct{}), done: make(chan struct{}), ready: make(chan error, 1), state: "starting"}
+func (g *group) newInstance(name, command string, web bool) *instance {
+	return &instance{g: g, name: name, command: command, web: web, stop: make(chan struct{}), done: make(chan struct{}), ready: make(chan error, 1), state: "starting"}
+}
+
+// startWorkers starts one instance of each worker, and returns once each
+// runs.
+func (g *group) startWorkers(ctx context.Context) error {
+	var started []*instance
+	g.mu.Lock()
+	for _, name := range slices.Sorted(maps.Keys(g.cfg.Process.Workers)) {
+		i := g.newInstance(name+".1", g.cfg.Process.Workers[name], false)
+		g.workers = append(g.workers, i)
+		started = append(started, i)
+	}
+	g.mu.Unlock()
+	for _, i := range started {
+		go i.supervise()
+	}
+	for _, i := range started {
+		if err := i.waitReady(ctx); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 func (i *instance) set(f func()) {
@@ -225,7 +254,12 @@ func (i *instance) supervise() {
 			switch {
 			case readyErr == nil:
 				everReady = true
-				i.set(func() { i.state, i.serving = "ready", true })
+				i.set(func() {
+					i.state, i.serving = "ready", i.web
+					if !i.web {
+						i.state = "running"
+					}
+				})
 				select {
 				case i.ready <- nil:
 				default:
@@ -278,9 +312,12 @@ func (i *instance) start(boot io.Writer) (*exec.Cmd, int, chan struct{}, error) 
 	if err != nil {
 		return nil, 0, nil, err
 	}
-	cmd := exec.Command("/bin/sh", "-c", "exec "+g.cfg.Process.Run)
+	cmd := exec.Command("/bin/sh", "-c", "exec "+i.command)
 	cmd.Dir = g.dir
-	cmd.Env = instanceEnv(g.cfg, port, g.dir)
+	cmd.Env = instanceEnv(g.cfg, g.dir)
+	if i.web {
+		cmd.Env = append(cmd.Env, "PORT="+strconv.Itoa(port))
+	}
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Credential: g.owner.credential()}
 	out, err := cmd.StdoutPipe()
 	if err != nil {
@@ -300,10 +337,10 @@ func (i *instance) start(boot io.Writer) (*exec.Cmd, int, chan struct{}, error) 
 	return cmd, port, exited, nil
 }
 
-// instanceEnv is all an instance sees of the world: PORT, PATH, HOME and
-// its service's config.
-func instanceEnv(cfg fiat.Config, port int, dir string) []string {
-	env := []string{"PORT=" + strconv.Itoa(port), "PATH=" + defaultPath, "HOME=" + dir}
+// instanceEnv is all an instance sees of the world: PATH, HOME, its
+// service's config and, for a web instance, PORT.
+func instanceEnv(cfg fiat.Config, dir string) []string {
+	env := []string{"PATH=" + defaultPath, "HOME=" + dir}
 	for key, value := range cfg.Environ() {
 		env = append(env, key+"="+value)
 	}
@@ -313,6 +350,9 @@ func instanceEnv(cfg fiat.Config, port int, dir string) []string {
 // probe waits for the instance on port to be ready: its health path
 // answers 2xx or, with none, its port accepts a connection.
 func (i *instance) probe(port int, exited chan struct{}) error {
+	if !i.web {
+		return nil // a worker is ready once it runs
+	}
 	cfg := i.g.cfg.Process
 	addr := "127.0.0.1:" + strconv.Itoa(port)
 	client := &http.Client{Timeout: time.Second, Transport: &http.Transport{DisableKeepAlives: true}}

@@ -277,3 +277,31 @@ func TestProxy(t *testing.T) {
 		t.Errorf("with no instance: %d %q", code, body)
 	}
 }
+
+// TestWorkersAndRelease runs a worker beside the web instance, without
+// PORT or traffic, and a release command whose failure refuses the deploy.
+func TestWorkersAndRelease(t *testing.T) {
+	r := newRuntime(t)
+	v := start(t, r, newVersion("app", nil, func(p *fiat.ProcessConfig) {
+		p.Workers = map[string]string{"jobs": "./instance"}
+		p.Release = "echo migrating; exit 3"
+	}))
+	instances := v.Instances()
+	if len(instances) != 2 || instances[1].ID != "jobs.1" || instances[1].Type != "jobs" || instances[1].State != "running" {
+		t.Errorf("instances: %+v, want web.1 and a running jobs.1", instances)
+	}
+	if backends := v.group.backends(); len(backends) != 1 {
+		t.Errorf("backends %v: a worker takes no traffic", backends)
+	}
+	err := v.Test(t.Context())
+	var problems fiat.Problems
+	if !errors.As(err, &problems) || !strings.Contains(err.Error(), `release = "echo migrating; exit 3" failed`) || !strings.Contains(err.Error(), "migrating") {
+		t.Errorf("a failing release: %v", err)
+	}
+	v.Stop(t.Context())
+	for _, i := range instances {
+		if syscall.Kill(i.PID, 0) == nil {
+			t.Errorf("%s still runs after Stop", i.ID)
+		}
+	}
+}

@@ -6,8 +6,10 @@ import (
 	"log/slog"
 	"net/http"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"sync"
+	"syscall"
 
 	"github.com/fiatdev/fiat"
 )
@@ -54,6 +56,10 @@ func (r *Runtime) Start(ctx context.Context, id fiat.Hash, version func(context.
 	v := &running{proxy: newProxy(service, id.Short()), cfg: cfg}
 	v.group = &group{id: id, service: service, dir: dir, cfg: cfg, owner: r.owner(service), logs: newLogBook(id), changed: v.proxy.setBackends}
 	if err := v.group.scale(ctx, cfg.Process.Instances); err != nil {
+		return nil, err
+	}
+	if err := v.group.startWorkers(ctx); err != nil {
+		v.group.stop()
 		return nil, err
 	}
 	return v, nil
@@ -104,8 +110,27 @@ var (
 
 func (v *running) ServeHTTP(w http.ResponseWriter, r *http.Request) { v.proxy.ServeHTTP(w, r) }
 
-// Test passes: a process service's readiness is its test.
-func (v *running) Test(context.Context) error { return nil }
+// Test runs the version's release command, if it has one, once, before
+// the switch: one that fails refuses the deploy. A process service's
+// readiness is its test.
+func (v *running) Test(ctx context.Context) error {
+	release := v.cfg.Process.Release
+	if release == "" {
+		return nil
+	}
+	g := v.group
+	out := newTail(buildTailBytes)
+	cmd := exec.CommandContext(ctx, "/bin/sh", "-c", release)
+	cmd.Dir = g.dir
+	cmd.Env = instanceEnv(v.cfg, g.dir)
+	cmd.Stdout, cmd.Stderr = out, out
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Credential: g.owner.credential()}
+	cmd.Cancel = func() error { return syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL) }
+	if err := cmd.Run(); err != nil {
+		return fiat.Problems{{Message: fmt.Sprintf("%s: release = %q failed (%v); the end of its output:\n%s", g.service, release, err, out.lines(tailLines))}}
+	}
+	return nil
+}
 
 // Stop lets the requests in flight finish, for up to the service's
 // stop_timeout, then stops its instances.

@@ -446,13 +446,6 @@ func (c *checker) checkKind(svc *service) {
 		return
 	}
 	if svc.config.Kind == fiat.Process {
-		if svc.config.Process.Run == "" {
-			at := svc.dirAt
-			if svc.kindAt != nil {
-				at = *svc.kindAt
-			}
-			c.report(at, `service %s is a process service without run: give the command that serves HTTP on $PORT, like run = "./server"`, svc.name)
-		}
 		for _, key := range scriptKeys {
 			if at, ok := svc.set[key]; ok {
 				c.report(at, "%s is a key of script services; service %s is a process (it has run): remove it", key, svc.name)

@@ -132,11 +132,11 @@ func TestVersionsReportsEveryProblemWhereItIs(t *testing.T) {
 	}, {
 		name:     "process without run",
 		manifest: "[services.hello]\nkind = \"process\"\n",
-		want:     []string{`fiat.toml:2:8: service hello is a process service without run: give the command that serves HTTP on $PORT, like run = "./server"`},
+		want:     []string{`fiat.toml:2:8: service hello is a process service without run: give the command that serves HTTP on $PORT, like run = "./server", or a Procfile in its dir`},
 	}, {
 		name:     "process keys without run",
 		manifest: "[services.hello]\nhealth = \"/up\"\n",
-		want:     []string{`fiat.toml:1:11: service hello is a process service without run: give the command that serves HTTP on $PORT, like run = "./server"`},
+		want:     []string{`fiat.toml:1:11: service hello is a process service without run: give the command that serves HTTP on $PORT, like run = "./server", or a Procfile in its dir`},
 	}, {
 		name:     "script keys on a process",
 		manifest: "[services.hello]\ntimeout = \"1s\"\nrun = \"./server\"\nmax_steps = 5\n",
@@ -646,5 +646,36 @@ func TestScriptMemoryIsBounded(t *testing.T) {
 	}
 	if _, problems := Versions(bundleOf("[services.hello]\nmemory = \"64MiB\"\n", "main.star")); len(problems) > 0 {
 		t.Errorf("a script with 64MiB: %v", problems)
+	}
+}
+
+// TestProcfile makes a service with a Procfile a process service: web
+// serves, release runs before the switch, other types are workers; a bad
+// Procfile is located.
+func TestProcfile(t *testing.T) {
+	b := Bundle{Files: []fiat.File{
+		{Path: "fiat.toml", Data: []byte("[services.app]\ndir = \"app\"\nhealth = \"/up\"\n\n[services.bad]\ndir = \"bad\"\n\n[services.both]\ndir = \"both\"\nrun = \"./x\"\n")},
+		{Path: "app/Procfile", Data: []byte("# processes\nweb: ./server --port $PORT\nrelease: ./migrate\nworker: ./server --jobs\n")},
+		{Path: "app/server", Data: []byte("binary"), Executable: true},
+		{Path: "bad/Procfile", Data: []byte("web ./server\nweb: ./a\nweb: ./b\njobs:\n")},
+		{Path: "both/Procfile", Data: []byte("web: ./y\n")},
+	}}
+	versions, problems := Versions(b)
+	want := []string{
+		`bad/Procfile:1: "web ./server" is not TYPE: COMMAND, like web: ./server`,
+		`bad/Procfile:3: web is declared twice: keep one`,
+		`bad/Procfile:4: jobs has no command: write it after jobs:`,
+		`both/Procfile: the service has both run in fiat.toml and a Procfile: keep one`,
+	}
+	if got := strings.Split(problems.Error(), "\n"); !slices.Equal(got, want) {
+		t.Errorf("problems:\n%s\nwant\n%s", problems, strings.Join(want, "\n"))
+	}
+	if len(versions) != 1 || versions[0].Service != "app" {
+		t.Fatalf("versions: %+v", versions)
+	}
+	want2 := &fiat.ProcessConfig{Run: "./server --port $PORT", Release: "./migrate", Workers: map[string]string{"worker": "./server --jobs"}, Health: "/up",
+		Instances: 1, StartTimeout: fiat.DefaultStartTimeout, StopTimeout: fiat.DefaultStopTimeout}
+	if c := versions[0].Config; c.Kind != fiat.Process || !reflect.DeepEqual(c.Process, want2) || c.Memory != 512<<20 {
+		t.Errorf("app: %+v %+v", c, c.Process)
 	}
 }

@@ -109,6 +109,10 @@ func Versions(b Bundle) ([]*fiat.Version, fiat.Problems) {
 		}
 		v := &fiat.Version{Service: svc.name, Config: svc.config, Files: files[svc]}
 		sortFiles(v.Files)
+		if found := svc.procfile(v); len(found) > 0 {
+			problems = append(problems, found...)
+			continue
+		}
 		switch {
 		case svc.config.Kind == fiat.Process:
 			v.ID = fiat.HashVersion(v)
@@ -127,6 +131,42 @@ func Versions(b Bundle) ([]*fiat.Version, fiat.Problems) {
 	}
 	sortProblems(problems)
 	return versions, problems
+}
+
+// procfile makes v, the version of svc, run as its Procfile says, if it
+// has one; and reports a process service with neither run nor a Procfile.
+// A script service with a Procfile and no main.star is a process service.
+func (svc *service) procfile(v *fiat.Version) fiat.Problems {
+	i := slices.IndexFunc(v.Files, func(f fiat.File) bool { return f.Path == procfileName })
+	hasMain := slices.ContainsFunc(v.Files, func(f fiat.File) bool { return f.Path == "main.star" })
+	path := path.Join(svc.dir, procfileName)
+	switch {
+	case svc.config.Kind == fiat.Process && svc.config.Process.Run != "" && i >= 0:
+		return fiat.Problems{{Path: path, Message: "the service has both run in fiat.toml and a Procfile: keep one"}}
+	case svc.config.Kind == fiat.Process && svc.config.Process.Run != "":
+		return nil
+	case svc.config.Kind == fiat.Script && (i < 0 || hasMain || svc.kind == fiat.Script):
+		return nil
+	case i < 0:
+		at := svc.dirAt
+		if svc.kindAt != nil {
+			at = *svc.kindAt
+		}
+		return fiat.Problems{at.problem(`service %s is a process service without run: give the command that serves HTTP on $PORT, like run = "./server", or a Procfile in its dir`, svc.name)}
+	}
+	for _, key := range scriptKeys {
+		if at, ok := svc.set[key]; ok {
+			return fiat.Problems{at.problem("%s is a key of script services; service %s is a process (it has a Procfile): remove it", key, svc.name)}
+		}
+	}
+	config := v.Config
+	p := *svc.process()
+	config.Kind, config.MaxSteps, config.Timeout, config.Memory, config.Process = fiat.Process, 0, 0, svc.config.Memory, &p
+	if problems := applyProcfile(&p, path, v.Files[i].Data); len(problems) > 0 {
+		return problems
+	}
+	v.Config = config
+	return nil
 }
 
 // Problems returns every problem of a deploy of b, in the order a user
