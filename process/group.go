@@ -28,6 +28,7 @@ type group struct {
 	dir     string
 	cfg     fiat.Config
 	owner   user
+	limits  *limiter
 	logs    *logBook
 	// changed is told the web instances ready, whenever they change.
 	changed func(backends []string)
@@ -328,10 +329,16 @@ func (i *instance) start(boot io.Writer) (*exec.Cmd, int, chan struct{}, error) 
 		return nil, 0, nil, err
 	}
 	i.set(func() { i.pid, i.port, i.started = cmd.Process.Pid, port, time.Now() })
+	// The group's name is unique on the machine: a pid is, while it runs.
+	unlimit, err := g.limits.limit(fmt.Sprintf("%s-%s-%s-%d", g.service, g.id.Short(), i.name, cmd.Process.Pid), cmd.Process.Pid, g.cfg.Memory)
+	if err != nil {
+		g.logs.add(i.name, fmt.Sprintf("fiat: runs without its memory limit: %v", err))
+	}
 	exited := make(chan struct{})
 	go func() {
 		g.logs.copy(i.name, out, boot)
 		cmd.Wait()
+		unlimit()
 		close(exited)
 	}()
 	return cmd, port, exited, nil

@@ -305,3 +305,29 @@ func TestWorkersAndRelease(t *testing.T) {
 		}
 	}
 }
+
+// TestMemoryLimit has an instance allocate past its service's memory: the
+// kernel stops it, and it is started again; under the limit it lives.
+func TestMemoryLimit(t *testing.T) {
+	r := newRuntime(t)
+	if r.limits.why != "" {
+		t.Skipf("this machine gives fiat no memory cgroup: %s", r.limits.why)
+	}
+	v := newVersion("app", nil, nil)
+	v.Config.Memory = 64 << 20
+	v.ID = fiat.HashVersion(v)
+	started := start(t, r, v)
+	if code, body := get(t, started, "/alloc?mb=16"); code != 200 {
+		t.Fatalf("16 MiB of 64: %d %q", code, body)
+	}
+	if code, body := get(t, started, "/alloc?mb=200"); code == 200 {
+		t.Fatalf("200 MiB of 64: %d %q, want the instance stopped", code, body)
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for started.Instances()[0].Restarts == 0 {
+		if time.Now().After(deadline) {
+			t.Fatalf("the instance was not started again: %+v", started.Instances())
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}

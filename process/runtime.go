@@ -18,6 +18,7 @@ import (
 type Runtime struct {
 	paths  paths
 	logger *slog.Logger
+	limits *limiter
 
 	mu sync.Mutex
 	// building serializes the builds of each version.
@@ -30,7 +31,10 @@ var _ fiat.Runtime = (*Runtime)(nil)
 // and its parents must let the users instances run as pass (0711), and no
 // more.
 func NewRuntime(dir string, logger *slog.Logger) (*Runtime, error) {
-	r := &Runtime{paths: paths{builds: filepath.Join(dir, "builds"), caches: filepath.Join(dir, "caches")}, logger: logger, building: map[fiat.Hash]*sync.Mutex{}}
+	r := &Runtime{paths: paths{builds: filepath.Join(dir, "builds"), caches: filepath.Join(dir, "caches")}, logger: logger, limits: newLimiter(), building: map[fiat.Hash]*sync.Mutex{}}
+	if r.limits.why != "" {
+		logger.Warn("process services will run without memory limits", "why", r.limits.why)
+	}
 	for _, d := range []string{dir, r.paths.builds, r.paths.caches} {
 		if err := os.MkdirAll(d, 0o711); err != nil {
 			return nil, err
@@ -54,7 +58,7 @@ func (r *Runtime) Start(ctx context.Context, id fiat.Hash, version func(context.
 	}
 	service, cfg := built.Service, built.Config
 	v := &running{proxy: newProxy(service, id.Short()), cfg: cfg}
-	v.group = &group{id: id, service: service, dir: dir, cfg: cfg, owner: r.owner(service), logs: newLogBook(id), changed: v.proxy.setBackends}
+	v.group = &group{id: id, service: service, dir: dir, cfg: cfg, owner: r.owner(service), limits: r.limits, logs: newLogBook(id), changed: v.proxy.setBackends}
 	if err := v.group.scale(ctx, cfg.Process.Instances); err != nil {
 		return nil, err
 	}

@@ -9,12 +9,16 @@ import (
 	"os"
 	"os/signal"
 	"sort"
+	"strconv"
 	"strings"
 	"syscall"
 	"time"
 
 	"golang.org/x/net/websocket"
 )
+
+// held keeps what /alloc allocated.
+var held []byte
 
 func main() {
 	if os.Getenv("IGNORE_TERM") != "" {
@@ -49,6 +53,14 @@ func main() {
 		for _, name := range []string{"X-Forwarded-For", "X-Forwarded-Host", "X-Forwarded-Proto", "Fiat-Version"} {
 			fmt.Fprintf(w, "%s=%s\n", name, r.Header.Get(name))
 		}
+	})
+	http.HandleFunc("/alloc", func(w http.ResponseWriter, r *http.Request) {
+		mb, _ := strconv.Atoi(r.URL.Query().Get("mb"))
+		held = make([]byte, mb<<20)
+		for i := range held {
+			held[i] = 1
+		}
+		fmt.Fprintf(w, "holding %d MiB", mb)
 	})
 	http.HandleFunc("/slow", func(w http.ResponseWriter, r *http.Request) {
 		d, _ := time.ParseDuration(r.URL.Query().Get("for"))
