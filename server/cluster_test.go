@@ -11,6 +11,7 @@ import (
 	"net/http"
 	"net/url"
 	"os/exec"
+	"path/filepath"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -476,5 +477,43 @@ func TestServeWaitsForPostgres(t *testing.T) {
 	admin := &api.Client{Server: "http://" + srv.Admin.String(), Token: srv.Token}
 	if _, err := admin.Deploy(t.Context(), fiat.Production, mustLoad(t, writeProject(t, t.TempDir(), "app", "up"))); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// TestProcessServiceOnTwoNodes deploys a process service on one node of
+// two: the other runs its own instances of it, ready before it serves
+// the change, and stops them when a later deploy replaces it.
+func TestProcessServiceOnTwoNodes(t *testing.T) {
+	storeURL := pgtest.Database(t)
+	root := publicDir(t)
+	var nodes []*node
+	for i := range 2 {
+		cfg := testConfig(filepath.Join(root, fmt.Sprint("node-", i)))
+		cfg.Store, cfg.MaxBundle = storeURL, 32<<20
+		nodes = append(nodes, startConfig(t, cfg))
+	}
+	a, b := nodes[0], nodes[1]
+	dir := t.TempDir()
+	res := a.deployJSON(writeProcessProject(t, dir, "one"))
+	waitFor(t, "node b to apply the deploy", func() bool {
+		return b.srv.Deployer.Health().Position >= a.srv.Deployer.Health().Position
+	})
+	// Node b started its instance before it served the change: it serves
+	// it at once, and has the instance running already.
+	if len(instancesIn(b.data)) != 1 {
+		t.Errorf("node b runs %d instances once it applied the deploy, want 1", len(instancesIn(b.data)))
+	}
+	url := b.srv.Addresses.Service("app", fiat.Production)
+	if _, body, _ := b.get(url); !strings.HasPrefix(body, "one from ") {
+		t.Errorf("node b serves %q", body)
+	}
+	a.deployJSON(writeProcessProject(t, dir, "two"))
+	waitFor(t, "node b to serve the second deploy", func() bool {
+		_, body, _ := b.get(url)
+		return strings.HasPrefix(body, "two from ")
+	})
+	waitFor(t, "node b to stop the first version's instance", func() bool { return len(instancesIn(b.data)) == 1 })
+	if res.Services[0].Version == "" {
+		t.Error("no version")
 	}
 }
