@@ -59,12 +59,20 @@ func (r *Runtime) build(ctx context.Context, id fiat.Hash, version func(context.
 	if err := os.RemoveAll(dir); err != nil {
 		return "", built{}, err
 	}
+	b = built{Service: v.Service, Config: v.Config}
+	shared := v.Config.Process.Build != "" && r.builds != nil
+	if shared {
+		if archive, err := r.builds.Build(ctx, id); err == nil {
+			err = extract(archive, dir, owner)
+			if err == nil {
+				return dir, b, r.finish(dir, b)
+			}
+			r.logger.Warn("cannot use another node's build: building it here", "version", id.Short(), "err", err)
+			os.RemoveAll(dir)
+		}
+	}
 	if err := writeFiles(dir, v.Files, owner); err != nil {
 		return "", built{}, fmt.Errorf("write the files of version %s: %w", id.Short(), err)
-	}
-	b = built{Service: v.Service, Config: v.Config}
-	if err := writeBuilt(dir, b); err != nil {
-		return "", built{}, err
 	}
 	if build := v.Config.Process.Build; build != "" {
 		if err := r.prepareHome(owner); err != nil {
@@ -85,10 +93,21 @@ func (r *Runtime) build(ctx context.Context, id fiat.Hash, version func(context.
 			return "", built{}, fiat.Problems{{Message: fmt.Sprintf("%s: build = %q failed (%v); the end of its output:\n%s", v.Service, build, err, out.lines(tailLines))}}
 		}
 	}
-	if err := os.WriteFile(filepath.Join(dir, builtMarker), nil, 0o644); err != nil {
+	if err := r.finish(dir, b); err != nil {
 		return "", built{}, err
 	}
+	if shared {
+		go r.share(id, dir)
+	}
 	return dir, b, nil
+}
+
+// finish marks the build in dir done, with what its instances need.
+func (r *Runtime) finish(dir string, b built) error {
+	if err := writeBuilt(dir, b); err != nil {
+		return err
+	}
+	return os.WriteFile(filepath.Join(dir, builtMarker), nil, 0o644)
 }
 
 func (r *Runtime) buildLock(id fiat.Hash) *sync.Mutex {

@@ -1,7 +1,10 @@
 package process
 
 import (
+	"archive/tar"
 	"bufio"
+	"bytes"
+	"compress/gzip"
 	"context"
 	"errors"
 	"fmt"
@@ -13,11 +16,13 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
 
 	"github.com/fiatdev/fiat"
+	"github.com/fiatdev/fiat/store"
 )
 
 // instanceBinary is testdata/instance, built once for the tests.
@@ -43,6 +48,11 @@ func TestMain(m *testing.M) {
 // newRuntime is a runtime in a directory that the users instances run as
 // may pass through, as fiat's data dir is.
 func newRuntime(t *testing.T) *Runtime {
+	return newRuntimeSharing(t, nil)
+}
+
+// newRuntimeSharing is newRuntime, sharing builds through builds.
+func newRuntimeSharing(t *testing.T, builds Builds) *Runtime {
 	t.Helper()
 	dir, err := os.MkdirTemp("", "fiat-processes-")
 	if err != nil {
@@ -52,7 +62,7 @@ func newRuntime(t *testing.T) *Runtime {
 	if err := os.Chmod(dir, 0o711); err != nil {
 		t.Fatal(err)
 	}
-	r, err := NewRuntime(filepath.Join(dir, "processes"), slog.New(slog.DiscardHandler))
+	r, err := NewRuntime(filepath.Join(dir, "processes"), builds, slog.New(slog.DiscardHandler))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -137,7 +147,7 @@ func TestBuildsOnce(t *testing.T) {
 	r := newRuntime(t)
 	v := newVersion("app", nil, func(p *fiat.ProcessConfig) { p.Build = "date >> built.txt" })
 	start(t, r, v).Stop(t.Context())
-	again, err := NewRuntime(filepath.Dir(r.paths.builds), slog.New(slog.DiscardHandler))
+	again, err := NewRuntime(filepath.Dir(r.paths.builds), nil, slog.New(slog.DiscardHandler))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -329,5 +339,84 @@ func TestMemoryLimit(t *testing.T) {
 			t.Fatalf("the instance was not started again: %+v", started.Instances())
 		}
 		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// sharedBuilds is a store's builds, in memory.
+type sharedBuilds struct {
+	mu       sync.Mutex
+	archives map[fiat.Hash][]byte
+}
+
+func (s *sharedBuilds) PutBuild(_ context.Context, id fiat.Hash, archive []byte) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.archives[id] = archive
+	return nil
+}
+
+func (s *sharedBuilds) Build(_ context.Context, id fiat.Hash) ([]byte, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if archive, ok := s.archives[id]; ok {
+		return archive, nil
+	}
+	return nil, store.ErrNotFound
+}
+
+// TestBuildsAreShared builds a version on one node and starts it on
+// another, which takes the first node's build instead of building again.
+func TestBuildsAreShared(t *testing.T) {
+	shared := &sharedBuilds{archives: map[fiat.Hash][]byte{}}
+	v := newVersion("app", nil, func(p *fiat.ProcessConfig) {
+		p.Build = "mkdir -p out/bin && date +%s%N > out/stamp && ln -s ../instance out/bin/app"
+	})
+	a, b := newRuntimeSharing(t, shared), newRuntimeSharing(t, shared)
+	start(t, a, v)
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		if _, err := shared.Build(t.Context(), v.ID); err == nil {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the build was not shared")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	start(t, b, v)
+	stamp := func(r *Runtime) string {
+		data, err := os.ReadFile(filepath.Join(r.paths.builds, string(v.ID), "out", "stamp"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return string(data)
+	}
+	if stamp(a) != stamp(b) {
+		t.Errorf("the second node built again: stamps %q and %q", stamp(a), stamp(b))
+	}
+	if target, err := os.Readlink(filepath.Join(b.paths.builds, string(v.ID), "out", "bin", "app")); err != nil || target != "../instance" {
+		t.Errorf("the build's symlink: %q, %v", target, err)
+	}
+}
+
+// TestHostileBuildArchive refuses archives that would write or point
+// outside the build.
+func TestHostileBuildArchive(t *testing.T) {
+	for name, entry := range map[string]*tar.Header{
+		"escaping path":    {Name: "../../etc/evil", Typeflag: tar.TypeReg, Mode: 0o644},
+		"escaping symlink": {Name: "link", Typeflag: tar.TypeSymlink, Linkname: "../../../etc/passwd"},
+		"absolute symlink": {Name: "link", Typeflag: tar.TypeSymlink, Linkname: "/etc/passwd"},
+		"device":           {Name: "dev", Typeflag: tar.TypeChar},
+	} {
+		var buf bytes.Buffer
+		zw := gzip.NewWriter(&buf)
+		tw := tar.NewWriter(zw)
+		tw.WriteHeader(entry)
+		tw.Close()
+		zw.Close()
+		dir := filepath.Join(t.TempDir(), "build")
+		if err := extract(buf.Bytes(), dir, user{}); err == nil {
+			t.Errorf("%s: extracted", name)
+		}
 	}
 }

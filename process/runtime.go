@@ -19,6 +19,8 @@ type Runtime struct {
 	paths  paths
 	logger *slog.Logger
 	limits *limiter
+	// builds shares builds with other nodes; nil shares none.
+	builds Builds
 
 	mu sync.Mutex
 	// building serializes the builds of each version.
@@ -27,11 +29,11 @@ type Runtime struct {
 
 var _ fiat.Runtime = (*Runtime)(nil)
 
-// NewRuntime returns a runtime that keeps its builds and caches in dir. dir
-// and its parents must let the users instances run as pass (0711), and no
-// more.
-func NewRuntime(dir string, logger *slog.Logger) (*Runtime, error) {
-	r := &Runtime{paths: paths{builds: filepath.Join(dir, "builds"), caches: filepath.Join(dir, "caches")}, logger: logger, limits: newLimiter(), building: map[fiat.Hash]*sync.Mutex{}}
+// NewRuntime returns a runtime that keeps its builds and caches in dir,
+// and shares its builds with other nodes through builds. dir and its
+// parents must let the users instances run as pass (0711), and no more.
+func NewRuntime(dir string, builds Builds, logger *slog.Logger) (*Runtime, error) {
+	r := &Runtime{paths: paths{builds: filepath.Join(dir, "builds"), caches: filepath.Join(dir, "caches")}, logger: logger, limits: newLimiter(), builds: builds, building: map[fiat.Hash]*sync.Mutex{}}
 	if r.limits.why != "" {
 		logger.Warn("process services will run without memory limits", "why", r.limits.why)
 	}

@@ -158,7 +158,7 @@ func Start(ctx context.Context, cfg Config) (_ *Server, err error) {
 	s.closers = append(s.closers, programs.Close)
 	scripts := script.NewRuntime(programs, cfg.Logger)
 	s.closers = append(s.closers, func() error { scripts.Close(); return nil })
-	processes, err := process.NewRuntime(filepath.Join(cfg.Data, ProcessesDir), cfg.Logger)
+	processes, err := process.NewRuntime(filepath.Join(cfg.Data, ProcessesDir), db, cfg.Logger)
 	if err != nil {
 		return nil, err
 	}

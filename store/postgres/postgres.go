@@ -331,4 +331,11 @@ CREATE OR REPLACE VIEW env_versions AS
 `),
 	// A process service's programs are executable files.
 	sqlstore.SQL(`ALTER TABLE version_files ADD COLUMN executable INTEGER NOT NULL DEFAULT 0;`),
+	// What building a process service's version made, for other nodes.
+	sqlstore.SQL(`
+CREATE TABLE builds (
+	version_id TEXT COLLATE "C" PRIMARY KEY REFERENCES versions (id),
+	blob       TEXT COLLATE "C" NOT NULL REFERENCES blobs (hash)
+);
+`),
 }

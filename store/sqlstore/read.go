@@ -1,6 +1,8 @@
 package sqlstore
 
 import (
+	"crypto/sha256"
+	"encoding/hex"
 	"context"
 	"database/sql"
 	"encoding/json"
@@ -322,4 +324,34 @@ func (s *Store) AdminToken(ctx context.Context, create func() string) (_ string,
 	}
 	err = s.cfg.Writer.QueryRowContext(ctx, `SELECT value FROM settings WHERE name = 'admin_token'`).Scan(&token)
 	return token, err
+}
+
+// PutBuild keeps the archive of version id's build, as a blob.
+func (s *Store) PutBuild(ctx context.Context, id fiat.Hash, archive []byte) (err error) {
+	defer s.classify(&err)
+	tx, err := s.cfg.Writer.BeginTx(ctx, nil)
+	if err != nil {
+		return err
+	}
+	defer tx.Rollback()
+	sum := sha256.Sum256(archive)
+	hash := hex.EncodeToString(sum[:])
+	if _, err := tx.ExecContext(ctx, insertBlobs+`($1, $2)`+onConflict[insertBlobs], hash, archive); err != nil {
+		return err
+	}
+	if _, err := tx.ExecContext(ctx, `INSERT INTO builds (version_id, blob) VALUES ($1, $2) ON CONFLICT (version_id) DO NOTHING`, id, hash); err != nil {
+		return err
+	}
+	return tx.Commit()
+}
+
+// Build returns the archive of version id's build.
+func (s *Store) Build(ctx context.Context, id fiat.Hash) (_ []byte, err error) {
+	defer s.classify(&err)
+	var archive []byte
+	err = s.cfg.Reader.QueryRowContext(ctx, `SELECT b.data FROM builds d JOIN blobs b ON b.hash = d.blob WHERE d.version_id = $1`, id).Scan(&archive)
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, fmt.Errorf("build of version %s: %w", id.Short(), store.ErrNotFound)
+	}
+	return archive, err
 }

@@ -58,6 +58,7 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 		{"AdminToken", testAdminToken},
 		{"Scale", testScale},
 		{"ProcessVersion", testProcessVersion},
+		{"Builds", testBuilds},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -1094,5 +1095,23 @@ func testProcessVersion(t *testing.T, s store.Store) {
 	}
 	if fiat.HashVersion(got) != v.ID {
 		t.Error("the version read back hashes to another id")
+	}
+}
+
+// testBuilds keeps a version's build for other nodes: the first kept
+// stays, and a version never built has none.
+func testBuilds(t *testing.T, s store.Store) {
+	v := newVersion("web", "1", nil)
+	deploy(t, s, production, v)
+	if _, err := s.Build(t.Context(), v.ID); !errors.Is(err, store.ErrNotFound) {
+		t.Fatalf("Build of a version never built: %v, want ErrNotFound", err)
+	}
+	for _, archive := range []string{"first", "second"} {
+		if err := s.PutBuild(t.Context(), v.ID, []byte(archive)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if got, err := s.Build(t.Context(), v.ID); err != nil || string(got) != "first" {
+		t.Errorf("Build: %q, %v; want the first kept", got, err)
 	}
 }
