@@ -32,6 +32,8 @@ type paths struct {
 	builds string
 	// caches holds, per user, the HOME and the caches builds reuse.
 	caches string
+	// logs holds, per service, a file of each version's output.
+	logs string
 }
 
 // build makes the directory of version id, unless it is made already:

@@ -11,6 +11,7 @@ import (
 	"net/http"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
@@ -439,8 +440,12 @@ func rss(pid int) uint64 {
 // logBook keeps the last lines a group's instances wrote, and tells
 // followers of new ones.
 type logBook struct {
-	version   fiat.Hash
+	version fiat.Hash
+	// path is the file the lines are appended to, rotated at maxLogFile.
+	path      string
 	mu        sync.Mutex
+	file      *os.File
+	size      int64
 	lines     []fiat.LogLine // a ring of maxLogLines
 	start     int
 	followers map[chan fiat.LogLine]struct{}
@@ -450,10 +455,48 @@ type logBook struct {
 const (
 	maxLogLines  = 2000
 	maxLineBytes = 16 << 10
+	// maxLogFile is the size at which a version's log file is renamed to
+	// .1, replacing the one before, and started again.
+	maxLogFile = 1 << 20
 )
 
-func newLogBook(version fiat.Hash) *logBook {
-	return &logBook{version: version, followers: map[chan fiat.LogLine]struct{}{}}
+// newLogBook keeps a version's lines in memory and in the file at path,
+// if path is not empty.
+func newLogBook(version fiat.Hash, path string) *logBook {
+	return &logBook{version: version, path: path, followers: map[chan fiat.LogLine]struct{}{}}
+}
+
+// write appends line to the log file. b.mu is held.
+func (b *logBook) write(line fiat.LogLine) {
+	if b.path == "" {
+		return
+	}
+	if b.file == nil || b.size > maxLogFile {
+		if b.file != nil {
+			b.file.Close()
+			os.Rename(b.path, b.path+".1")
+		}
+		os.MkdirAll(filepath.Dir(b.path), 0o700)
+		f, err := os.OpenFile(b.path, os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o600)
+		if err != nil {
+			b.path = "" // logs stay in memory only
+			return
+		}
+		info, _ := f.Stat()
+		b.file, b.size = f, info.Size()
+	}
+	n, _ := fmt.Fprintf(b.file, "%s %s %s\n", line.Time.UTC().Format(time.RFC3339Nano), line.Instance, line.Text)
+	b.size += int64(n)
+}
+
+// close closes the log file.
+func (b *logBook) close() {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.file != nil {
+		b.file.Close()
+		b.file = nil
+	}
 }
 
 // copy adds each line read from r, and writes it to also.
@@ -475,6 +518,7 @@ func (b *logBook) add(instance, text string) {
 	line := fiat.LogLine{Time: time.Now(), Version: b.version, Instance: instance, Text: text}
 	b.mu.Lock()
 	defer b.mu.Unlock()
+	b.write(line)
 	if len(b.lines) < maxLogLines {
 		b.lines = append(b.lines, line)
 	} else {

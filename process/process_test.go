@@ -211,6 +211,10 @@ func TestCrashedInstanceRestartsWithBackoff(t *testing.T) {
 	if len(waits) < 3 || waits[0] != "100ms" || waits[1] != "200ms" || waits[2] != "400ms" {
 		t.Errorf("restarts waited %v, want 100ms, 200ms, 400ms, ...", waits)
 	}
+	logged, err := os.ReadFile(filepath.Join(r.paths.logs, "app", v.proxy.version+".log"))
+	if err != nil || !strings.Contains(string(logged), "web.1 crashing on purpose") {
+		t.Errorf("the log file: %v\n%.300s", err, logged)
+	}
 }
 
 // TestStopKillsWhatIgnoresSIGTERM stops an instance that ignores SIGTERM:
@@ -418,5 +422,31 @@ func TestHostileBuildArchive(t *testing.T) {
 		if err := extract(buf.Bytes(), dir, user{}); err == nil {
 			t.Errorf("%s: extracted", name)
 		}
+	}
+}
+
+// TestLogsOnDisk keeps a version's output in a file that is rotated, not
+// grown without bound, as well as in memory.
+func TestLogsOnDisk(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "app", "v.log")
+	b := newLogBook("aaaaaaaaaaaa", path)
+	line := strings.Repeat("x", 100)
+	for range 25_000 {
+		b.add("web.1", line)
+	}
+	b.close()
+	current, err := os.Stat(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	previous, err := os.Stat(path + ".1")
+	if err != nil {
+		t.Fatalf("no rotated log: %v", err)
+	}
+	if current.Size() > maxLogFile+200 || previous.Size() > maxLogFile+200 || current.Mode().Perm() != 0o600 {
+		t.Errorf("log files of %d and %d bytes, mode %v; want at most about %d each, 0600", current.Size(), previous.Size(), current.Mode().Perm(), maxLogFile)
+	}
+	if got := b.last(maxLogLines + 10); len(got) != maxLogLines || got[len(got)-1].Text != line {
+		t.Errorf("kept %d lines in memory, want the last %d", len(got), maxLogLines)
 	}
 }

@@ -33,7 +33,7 @@ var _ fiat.Runtime = (*Runtime)(nil)
 // and shares its builds with other nodes through builds. dir and its
 // parents must let the users instances run as pass (0711), and no more.
 func NewRuntime(dir string, builds Builds, logger *slog.Logger) (*Runtime, error) {
-	r := &Runtime{paths: paths{builds: filepath.Join(dir, "builds"), caches: filepath.Join(dir, "caches")}, logger: logger, limits: newLimiter(), builds: builds, building: map[fiat.Hash]*sync.Mutex{}}
+	r := &Runtime{paths: paths{builds: filepath.Join(dir, "builds"), caches: filepath.Join(dir, "caches"), logs: filepath.Join(dir, "logs")}, logger: logger, limits: newLimiter(), builds: builds, building: map[fiat.Hash]*sync.Mutex{}}
 	if r.limits.why != "" {
 		logger.Warn("process services will run without memory limits", "why", r.limits.why)
 	}
@@ -60,7 +60,7 @@ func (r *Runtime) Start(ctx context.Context, id fiat.Hash, version func(context.
 	}
 	service, cfg := built.Service, built.Config
 	v := &running{proxy: newProxy(service, id.Short()), cfg: cfg}
-	v.group = &group{id: id, service: service, dir: dir, cfg: cfg, owner: r.owner(service), limits: r.limits, logs: newLogBook(id), changed: v.proxy.setBackends}
+	v.group = &group{id: id, service: service, dir: dir, cfg: cfg, owner: r.owner(service), limits: r.limits, logs: newLogBook(id, filepath.Join(r.paths.logs, service, id.Short()+".log")), changed: v.proxy.setBackends}
 	if err := v.group.scale(ctx, cfg.Process.Instances); err != nil {
 		return nil, err
 	}
@@ -145,6 +145,7 @@ func (v *running) Stop(ctx context.Context) error {
 	defer cancel()
 	v.proxy.drain(drain)
 	v.group.stop()
+	v.group.logs.close()
 	v.proxy.close()
 	return nil
 }
