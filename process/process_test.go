@@ -450,3 +450,59 @@ func TestLogsOnDisk(t *testing.T) {
 		t.Errorf("kept %d lines in memory, want the last %d", len(got), maxLogLines)
 	}
 }
+
+// TestProxyErrors answers 502 when the instance cannot be reached and 504
+// when it does not start answering in time, naming the service and
+// version and not the instance's address.
+func TestProxyErrors(t *testing.T) {
+	r := newRuntime(t)
+	v := start(t, r, newVersion("app", nil, nil))
+	v.proxy.transport.ResponseHeaderTimeout = 200 * time.Millisecond
+	code, body := get(t, v, "/slow?for=2s")
+	if code != http.StatusGatewayTimeout || !strings.Contains(body, "service app, version "+v.proxy.version+", did not answer within 200ms") {
+		t.Errorf("a slow instance: %d %q", code, body)
+	}
+	closed, err := freePort()
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := fmt.Sprint("127.0.0.1:", closed)
+	v.proxy.setBackends([]string{addr})
+	code, body = get(t, v, "/")
+	if code != http.StatusBadGateway || !strings.Contains(body, "service app, version "+v.proxy.version+", could not be reached") || strings.Contains(body, addr) {
+		t.Errorf("an instance that is gone: %d %q", code, body)
+	}
+}
+
+// TestProxyBalancesByOutstandingRequests sends requests while one is held
+// by an instance: they all go to the other.
+func TestProxyBalancesByOutstandingRequests(t *testing.T) {
+	held, release := make(chan struct{}), make(chan struct{})
+	var once sync.Once
+	backend := func(name string) string {
+		srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			if r.URL.Path == "/hold" {
+				once.Do(func() { close(held) })
+				<-release
+			}
+			io.WriteString(w, name)
+		}))
+		t.Cleanup(srv.Close)
+		return strings.TrimPrefix(srv.URL, "http://")
+	}
+	p := newProxy("app", "aaaaaaaaaaaa")
+	p.setBackends([]string{backend("a"), backend("b")})
+	holder := make(chan string)
+	go func() { _, body := get(t, p, "/hold"); holder <- body }()
+	<-held
+	answers := map[string]int{}
+	for range 10 {
+		_, body := get(t, p, "/")
+		answers[body]++
+	}
+	close(release)
+	busy := <-holder
+	if len(answers) != 1 || answers[busy] != 0 {
+		t.Errorf("with %s busy, 10 requests went to %v; want all to the other", busy, answers)
+	}
+}

@@ -134,7 +134,7 @@ func (p *proxy) pick() *backend {
 func (p *proxy) failed(w http.ResponseWriter, r *http.Request, err error) {
 	var netErr net.Error
 	if errors.As(err, &netErr) && netErr.Timeout() || errors.Is(err, context.DeadlineExceeded) {
-		http.Error(w, fmt.Sprintf("fiat: service %s, version %s, did not answer within %s", p.service, p.version, answerTimeout), http.StatusGatewayTimeout)
+		http.Error(w, fmt.Sprintf("fiat: service %s, version %s, did not answer within %s", p.service, p.version, p.transport.ResponseHeaderTimeout), http.StatusGatewayTimeout)
 		return
 	}
 	if errors.Is(err, context.Canceled) {
