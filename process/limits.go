@@ -10,34 +10,51 @@ import (
 	"strings"
 )
 
-// A limiter bounds the memory of instances, through the memory controller
-// of cgroup v1 where fiat may create groups in it (as root on these
-// machines). Elsewhere it applies no limit, and says so.
+// A limiter bounds what each instance may use, through cgroup v1's
+// controllers where fiat may create groups in them (as root on these
+// machines): its memory, to its service's memory, and its CPU, to one
+// core, so that no instance takes the machine from the others. Where a
+// controller is missing, its limit is not applied, and why is said.
 type limiter struct {
-	// base is fiat's directory in the memory hierarchy; empty if none.
-	base string
-	// why is why instances run without a limit, when they do.
-	why string
+	// memory and cpu are fiat's directories in the hierarchies of those
+	// controllers; empty where there is none.
+	memory, cpu string
+	// why says which limits are not applied, and why.
+	why []string
 }
 
-const cgroupV1Memory = "/sys/fs/cgroup/memory"
+const cgroupV1 = "/sys/fs/cgroup"
+
+// cpuPeriod and cpuQuota give each instance one core: cpuQuota
+// microseconds of CPU in every cpuPeriod.
+const (
+	cpuPeriod = 100_000
+	cpuQuota  = 100_000
+)
 
 func newLimiter() *limiter {
-	own, err := ownMemoryCgroup()
-	if err != nil {
-		return &limiter{why: fmt.Sprintf("no cgroup v1 memory controller: %v", err)}
+	l := &limiter{}
+	for _, c := range []struct {
+		controller, probe string
+		dir               *string
+	}{{"memory", "memory.limit_in_bytes", &l.memory}, {"cpu", "cpu.cfs_quota_us", &l.cpu}} {
+		own, err := ownCgroup(c.controller, c.probe)
+		if err == nil {
+			*c.dir = filepath.Join(cgroupV1, c.controller, own, "fiat-instances")
+			err = os.MkdirAll(*c.dir, 0o755)
+		}
+		if err != nil {
+			*c.dir = ""
+			l.why = append(l.why, fmt.Sprintf("no %s limit: no cgroup v1 %s controller fiat may use (%v)", c.controller, c.controller, err))
+		}
 	}
-	base := filepath.Join(cgroupV1Memory, own, "fiat-instances")
-	if err := os.MkdirAll(base, 0o755); err != nil {
-		return &limiter{why: fmt.Sprintf("cannot create a memory cgroup: %v", err)}
-	}
-	return &limiter{base: base}
+	return l
 }
 
-// ownMemoryCgroup is the path of this process's group in the memory
-// hierarchy of cgroup v1.
-func ownMemoryCgroup() (string, error) {
-	if _, err := os.Stat(filepath.Join(cgroupV1Memory, "memory.limit_in_bytes")); err != nil {
+// ownCgroup is the path of this process's group in the hierarchy of a
+// cgroup v1 controller, which has the file probe.
+func ownCgroup(controller, probe string) (string, error) {
+	if _, err := os.Stat(filepath.Join(cgroupV1, controller, probe)); err != nil {
 		return "", err
 	}
 	f, err := os.Open("/proc/self/cgroup")
@@ -48,32 +65,49 @@ func ownMemoryCgroup() (string, error) {
 	lines := bufio.NewScanner(f)
 	for lines.Scan() {
 		parts := strings.SplitN(lines.Text(), ":", 3)
-		if len(parts) == 3 && parts[1] == "memory" {
+		if len(parts) == 3 && parts[1] == controller {
 			return parts[2], nil
 		}
 	}
-	return "", errors.New("this process is in no memory cgroup")
+	return "", fmt.Errorf("this process is in no %s cgroup", controller)
 }
 
-// limit puts process pid in a memory cgroup of its own, name, of at most
-// bytes: over it, the kernel kills the process. The returned function
-// removes the group once the process has exited.
-func (l *limiter) limit(name string, pid int, bytes uint64) (func(), error) {
-	if l.base == "" || bytes == 0 {
-		return func() {}, nil
+// limit puts process pid in groups of its own, name, of at most memory
+// bytes (over it, the kernel kills the process) and one core. The
+// returned function removes the groups once the process has exited.
+func (l *limiter) limit(name string, pid int, memory uint64) (func(), error) {
+	var dirs []string
+	remove := func() {
+		for _, dir := range dirs {
+			os.Remove(dir)
+		}
 	}
-	dir := filepath.Join(l.base, name)
-	if err := os.Mkdir(dir, 0o755); err != nil && !errors.Is(err, os.ErrExist) {
-		return func() {}, err
-	}
-	remove := func() { os.Remove(dir) }
-	if err := os.WriteFile(filepath.Join(dir, "memory.limit_in_bytes"), []byte(strconv.FormatUint(bytes, 10)), 0o644); err != nil {
-		remove()
-		return func() {}, err
-	}
-	if err := os.WriteFile(filepath.Join(dir, "cgroup.procs"), []byte(strconv.Itoa(pid)), 0o644); err != nil {
-		remove()
-		return func() {}, err
+	for _, g := range []struct {
+		base     string
+		settings map[string]string
+	}{
+		{l.memory, map[string]string{"memory.limit_in_bytes": strconv.FormatUint(memory, 10)}},
+		{l.cpu, map[string]string{"cpu.cfs_period_us": strconv.Itoa(cpuPeriod), "cpu.cfs_quota_us": strconv.Itoa(cpuQuota)}},
+	} {
+		if g.base == "" || memory == 0 && g.base == l.memory {
+			continue
+		}
+		dir := filepath.Join(g.base, name)
+		if err := os.Mkdir(dir, 0o755); err != nil && !errors.Is(err, os.ErrExist) {
+			remove()
+			return func() {}, err
+		}
+		dirs = append(dirs, dir)
+		for file, value := range g.settings {
+			if err := os.WriteFile(filepath.Join(dir, file), []byte(value), 0o644); err != nil {
+				remove()
+				return func() {}, err
+			}
+		}
+		if err := os.WriteFile(filepath.Join(dir, "cgroup.procs"), []byte(strconv.Itoa(pid)), 0o644); err != nil {
+			remove()
+			return func() {}, err
+		}
 	}
 	return remove, nil
 }

@@ -324,7 +324,7 @@ func TestWorkersAndRelease(t *testing.T) {
 // kernel stops it, and it is started again; under the limit it lives.
 func TestMemoryLimit(t *testing.T) {
 	r := newRuntime(t)
-	if r.limits.why != "" {
+	if r.limits.memory == "" {
 		t.Skipf("this machine gives fiat no memory cgroup: %s", r.limits.why)
 	}
 	v := newVersion("app", nil, nil)
@@ -504,5 +504,23 @@ func TestProxyBalancesByOutstandingRequests(t *testing.T) {
 	busy := <-holder
 	if len(answers) != 1 || answers[busy] != 0 {
 		t.Errorf("with %s busy, 10 requests went to %v; want all to the other", busy, answers)
+	}
+}
+
+// TestCPULimit has an instance spin on every core: it gets one.
+func TestCPULimit(t *testing.T) {
+	r := newRuntime(t)
+	if r.limits.cpu == "" {
+		t.Skipf("this machine gives fiat no cpu cgroup: %s", r.limits.why)
+	}
+	v := start(t, r, newVersion("app", nil, nil))
+	pid := v.Instances()[0].PID
+	procs, err := os.ReadFile(filepath.Join(r.limits.cpu, fmt.Sprintf("app-%s-web.1-%d", v.proxy.version, pid), "cgroup.procs"))
+	if err != nil || strings.TrimSpace(string(procs)) != fmt.Sprint(pid) {
+		t.Fatalf("the instance's cpu cgroup holds %q, %v; want its pid", procs, err)
+	}
+	quota, _ := os.ReadFile(filepath.Join(r.limits.cpu, fmt.Sprintf("app-%s-web.1-%d", v.proxy.version, pid), "cpu.cfs_quota_us"))
+	if strings.TrimSpace(string(quota)) != fmt.Sprint(cpuQuota) {
+		t.Errorf("cpu.cfs_quota_us = %q, want one core", quota)
 	}
 }

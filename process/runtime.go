@@ -34,8 +34,8 @@ var _ fiat.Runtime = (*Runtime)(nil)
 // parents must let the users instances run as pass (0711), and no more.
 func NewRuntime(dir string, builds Builds, logger *slog.Logger) (*Runtime, error) {
 	r := &Runtime{paths: paths{builds: filepath.Join(dir, "builds"), caches: filepath.Join(dir, "caches"), logs: filepath.Join(dir, "logs")}, logger: logger, limits: newLimiter(), builds: builds, building: map[fiat.Hash]*sync.Mutex{}}
-	if r.limits.why != "" {
-		logger.Warn("process services will run without memory limits", "why", r.limits.why)
+	for _, why := range r.limits.why {
+		logger.Warn("process services will run without a limit", "why", why)
 	}
 	for _, d := range []string{dir, r.paths.builds, r.paths.caches} {
 		if err := os.MkdirAll(d, 0o711); err != nil {
