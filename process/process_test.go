@@ -62,7 +62,9 @@ func newRuntimeSharing(t *testing.T, builds Builds) *Runtime {
 	if err := os.Chmod(dir, 0o711); err != nil {
 		t.Fatal(err)
 	}
-	r, err := NewRuntime(filepath.Join(dir, "processes"), builds, slog.New(slog.DiscardHandler))
+	// A relative dir, as fiat serve's default data dir is.
+	t.Chdir(dir)
+	r, err := NewRuntime("processes", builds, slog.New(slog.DiscardHandler))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -145,7 +147,11 @@ func TestStartServeStop(t *testing.T) {
 // on the same directory, which then needs nothing from the store.
 func TestBuildsOnce(t *testing.T) {
 	r := newRuntime(t)
-	v := newVersion("app", nil, func(p *fiat.ProcessConfig) { p.Build = "date >> built.txt" })
+	// The build's paths are absolute, as go requires of GOPATH, though
+	// the runtime's dir is relative.
+	v := newVersion("app", nil, func(p *fiat.ProcessConfig) {
+		p.Build = `for p in "$HOME" "$GOCACHE" "$GOPATH"; do case "$p" in /*) ;; *) echo "relative: $p"; exit 1;; esac; done; date >> built.txt`
+	})
 	start(t, r, v).Stop(t.Context())
 	again, err := NewRuntime(filepath.Dir(r.paths.builds), nil, slog.New(slog.DiscardHandler))
 	if err != nil {

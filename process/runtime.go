@@ -33,6 +33,12 @@ var _ fiat.Runtime = (*Runtime)(nil)
 // and shares its builds with other nodes through builds. dir and its
 // parents must let the users instances run as pass (0711), and no more.
 func NewRuntime(dir string, builds Builds, logger *slog.Logger) (*Runtime, error) {
+	// Builds and instances run elsewhere than fiat's working directory,
+	// and tools such as go refuse relative paths in their environment.
+	dir, err := filepath.Abs(dir)
+	if err != nil {
+		return nil, err
+	}
 	r := &Runtime{paths: paths{builds: filepath.Join(dir, "builds"), caches: filepath.Join(dir, "caches"), logs: filepath.Join(dir, "logs")}, logger: logger, limits: newLimiter(), builds: builds, building: map[fiat.Hash]*sync.Mutex{}}
 	for _, why := range r.limits.why {
 		logger.Warn("process services will run without a limit", "why", why)
