@@ -201,6 +201,10 @@ func (r *Runtime) buildEnv(owner user) []string {
 		"GOCACHE=" + filepath.Join(home, ".cache", "go-build"),
 		"GOPATH=" + filepath.Join(home, "go"),
 		"GOTOOLCHAIN=local",
+		// The data dir is often inside the user's git checkout, which go
+		// would try to stamp into the binary, as a user who may not read
+		// it: the version's hash already says what was built.
+		"GOFLAGS=-buildvcs=false",
 		"npm_config_cache=" + filepath.Join(home, ".npm"),
 		"PIP_CACHE_DIR=" + filepath.Join(home, ".cache", "pip"),
 		"LANG=C.UTF-8",
