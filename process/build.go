@@ -36,15 +36,15 @@ type paths struct {
 	logs string
 }
 
-// build makes the directory of version id, unless it is made already:
-// the version's files, then its build command run in them. version is
-// called only if the directory is not made yet.
+// build makes the directory version id runs in, unless it is made
+// already, and returns it with what the version's instances need. A
+// directory is the version's files and its build command run in them; it
+// is keyed by those and the service, not by the whole version, so that
+// versions that differ only in config (fiat config set) share it rather
+// than build again. version is called only if id was never built here.
 func (r *Runtime) build(ctx context.Context, id fiat.Hash, version func(context.Context) (*fiat.Version, error)) (dir string, b built, err error) {
-	lock := r.buildLock(id)
-	lock.Lock()
-	defer lock.Unlock()
-	dir = filepath.Join(r.paths.builds, string(id))
-	if b, err := readBuilt(dir); err == nil {
+	if b, err := readBuilt(r.versionFile(id)); err == nil {
+		dir = filepath.Join(r.paths.builds, string(b.Build))
 		if _, err := os.Stat(filepath.Join(dir, builtMarker)); err == nil {
 			return dir, b, nil
 		}
@@ -56,29 +56,56 @@ func (r *Runtime) build(ctx context.Context, id fiat.Hash, version func(context.
 	if v.Config.Process == nil {
 		return "", built{}, fmt.Errorf("version %s of %s is not a process service", id.Short(), v.Service)
 	}
+	b = built{Service: v.Service, Config: v.Config, Build: buildKey(v)}
+	dir = filepath.Join(r.paths.builds, string(b.Build))
+	if err := r.make(ctx, v, b.Build, dir); err != nil {
+		return "", built{}, err
+	}
+	return dir, b, writeBuilt(r.versionFile(id), b)
+}
+
+// buildKey names what building v makes: its service, files and build
+// command, as a hash.
+func buildKey(v *fiat.Version) fiat.Hash {
+	return fiat.HashVersion(&fiat.Version{Service: v.Service, Files: v.Files, Config: fiat.Config{Kind: fiat.Process, Process: &fiat.ProcessConfig{Build: v.Config.Process.Build}}})
+}
+
+// versionFile holds what a version's instances need, out of their reach.
+func (r *Runtime) versionFile(id fiat.Hash) string {
+	return filepath.Join(r.paths.builds, string(id)+".json")
+}
+
+// make builds v into dir, named key, unless it is built: from another
+// node's build of it if one is shared, else here.
+func (r *Runtime) make(ctx context.Context, v *fiat.Version, key fiat.Hash, dir string) error {
+	lock := r.buildLock(key)
+	lock.Lock()
+	defer lock.Unlock()
+	if _, err := os.Stat(filepath.Join(dir, builtMarker)); err == nil {
+		return nil
+	}
 	owner := r.owner(v.Service)
 	// A build that did not finish is started again, from scratch.
 	if err := os.RemoveAll(dir); err != nil {
-		return "", built{}, err
+		return err
 	}
-	b = built{Service: v.Service, Config: v.Config}
 	shared := v.Config.Process.Build != "" && r.builds != nil
 	if shared {
-		if archive, err := r.builds.Build(ctx, id); err == nil {
+		if archive, err := r.builds.Build(ctx, key); err == nil {
 			err = extract(archive, dir, owner)
 			if err == nil {
-				return dir, b, r.finish(dir, b)
+				return finish(dir)
 			}
-			r.logger.Warn("cannot use another node's build: building it here", "version", id.Short(), "err", err)
+			r.logger.Warn("cannot use another node's build: building it here", "service", v.Service, "build", key.Short(), "err", err)
 			os.RemoveAll(dir)
 		}
 	}
 	if err := writeFiles(dir, v.Files, owner); err != nil {
-		return "", built{}, fmt.Errorf("write the files of version %s: %w", id.Short(), err)
+		return fmt.Errorf("write the files of version %s: %w", v.ID.Short(), err)
 	}
 	if build := v.Config.Process.Build; build != "" {
 		if err := r.prepareHome(owner); err != nil {
-			return "", built{}, err
+			return err
 		}
 		out := newTail(buildTailBytes)
 		cmd := exec.CommandContext(ctx, "/bin/sh", "-c", build)
@@ -90,25 +117,22 @@ func (r *Runtime) build(ctx context.Context, id fiat.Hash, version func(context.
 		if err := cmd.Run(); err != nil {
 			os.RemoveAll(dir)
 			if ctx.Err() != nil {
-				return "", built{}, ctx.Err()
+				return ctx.Err()
 			}
-			return "", built{}, fiat.Problems{{Message: fmt.Sprintf("%s: build = %q failed (%v); the end of its output:\n%s", v.Service, build, err, out.lines(tailLines))}}
+			return fiat.Problems{{Message: fmt.Sprintf("%s: build = %q failed (%v); the end of its output:\n%s", v.Service, build, err, out.lines(tailLines))}}
 		}
 	}
-	if err := r.finish(dir, b); err != nil {
-		return "", built{}, err
-	}
-	if shared {
-		go r.share(id, dir)
-	}
-	return dir, b, nil
-}
-
-// finish marks the build in dir done, with what its instances need.
-func (r *Runtime) finish(dir string, b built) error {
-	if err := writeBuilt(dir, b); err != nil {
+	if err := finish(dir); err != nil {
 		return err
 	}
+	if shared {
+		go r.share(key, dir)
+	}
+	return nil
+}
+
+// finish marks the build in dir done.
+func finish(dir string) error {
 	return os.WriteFile(filepath.Join(dir, builtMarker), nil, 0o644)
 }
 
@@ -158,23 +182,21 @@ func writeFiles(dir string, files []fiat.File, owner user) error {
 type built struct {
 	Service string      `json:"service"`
 	Config  fiat.Config `json:"config"`
+	// Build names the directory it runs in.
+	Build fiat.Hash `json:"build"`
 }
 
-// builtFile holds a built version's service and config, beside its
-// directory and out of its instances' reach.
-func builtFile(dir string) string { return dir + ".json" }
-
-func writeBuilt(dir string, b built) error {
+func writeBuilt(path string, b built) error {
 	data, err := json.Marshal(b)
 	if err != nil {
 		return err
 	}
-	return os.WriteFile(builtFile(dir), data, 0o600)
+	return os.WriteFile(path, data, 0o600)
 }
 
-func readBuilt(dir string) (built, error) {
+func readBuilt(path string) (built, error) {
 	var b built
-	data, err := os.ReadFile(builtFile(dir))
+	data, err := os.ReadFile(path)
 	if err != nil {
 		return b, err
 	}

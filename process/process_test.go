@@ -152,7 +152,17 @@ func TestBuildsOnce(t *testing.T) {
 	v := newVersion("app", nil, func(p *fiat.ProcessConfig) {
 		p.Build = `for p in "$HOME" "$GOCACHE" "$GOPATH"; do case "$p" in /*) ;; *) echo "relative: $p"; exit 1;; esac; done; date >> built.txt`
 	})
-	start(t, r, v).Stop(t.Context())
+	first := start(t, r, v)
+	first.Stop(t.Context())
+	// Another version that differs only in its config runs from the same
+	// build.
+	configured := newVersion("app", map[string]string{"GREETING": "configured"}, func(p *fiat.ProcessConfig) { p.Build = v.Config.Process.Build })
+	if configured.ID == v.ID {
+		t.Fatal("the versions are the same")
+	}
+	if other := start(t, r, configured); other.group.dir != first.group.dir {
+		t.Errorf("a config change built again, in %s", other.group.dir)
+	}
 	again, err := NewRuntime(filepath.Dir(r.paths.builds), nil, slog.New(slog.DiscardHandler))
 	if err != nil {
 		t.Fatal(err)
@@ -164,7 +174,7 @@ func TestBuildsOnce(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer started.Stop(context.Background())
-	data, err := os.ReadFile(filepath.Join(r.paths.builds, string(v.ID), "built.txt"))
+	data, err := os.ReadFile(filepath.Join(first.group.dir, "built.txt"))
 	if err != nil || strings.Count(string(data), "\n") != 1 {
 		t.Errorf("built.txt: %q, %v; want one line, one build", data, err)
 	}
@@ -382,10 +392,10 @@ func TestBuildsAreShared(t *testing.T) {
 		p.Build = "mkdir -p out/bin && date +%s%N > out/stamp && ln -s ../instance out/bin/app"
 	})
 	a, b := newRuntimeSharing(t, shared), newRuntimeSharing(t, shared)
-	start(t, a, v)
+	onA := start(t, a, v)
 	deadline := time.Now().Add(10 * time.Second)
 	for {
-		if _, err := shared.Build(t.Context(), v.ID); err == nil {
+		if _, err := shared.Build(t.Context(), buildKey(v)); err == nil {
 			break
 		}
 		if time.Now().After(deadline) {
@@ -393,18 +403,18 @@ func TestBuildsAreShared(t *testing.T) {
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
-	start(t, b, v)
-	stamp := func(r *Runtime) string {
-		data, err := os.ReadFile(filepath.Join(r.paths.builds, string(v.ID), "out", "stamp"))
+	onB := start(t, b, v)
+	stamp := func(v *running) string {
+		data, err := os.ReadFile(filepath.Join(v.group.dir, "out", "stamp"))
 		if err != nil {
 			t.Fatal(err)
 		}
 		return string(data)
 	}
-	if stamp(a) != stamp(b) {
-		t.Errorf("the second node built again: stamps %q and %q", stamp(a), stamp(b))
+	if stamp(onA) != stamp(onB) {
+		t.Errorf("the second node built again: stamps %q and %q", stamp(onA), stamp(onB))
 	}
-	if target, err := os.Readlink(filepath.Join(b.paths.builds, string(v.ID), "out", "bin", "app")); err != nil || target != "../instance" {
+	if target, err := os.Readlink(filepath.Join(onB.group.dir, "out", "bin", "app")); err != nil || target != "../instance" {
 		t.Errorf("the build's symlink: %q, %v", target, err)
 	}
 }
