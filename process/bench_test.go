@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/fiatdev/fiat"
+	"github.com/fiatdev/fiat/internal/ports"
 	"github.com/fiatdev/fiat/metrics"
 	"github.com/fiatdev/fiat/router"
 )
@@ -75,7 +76,7 @@ func startNginx(b *testing.B, backend string) string {
 		}
 	}
 	dir := b.TempDir()
-	port, err := freePort()
+	port, err := ports.Free()
 	if err != nil {
 		b.Fatal(err)
 	}

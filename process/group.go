@@ -20,6 +20,7 @@ import (
 	"time"
 
 	"github.com/fiatdev/fiat"
+	"github.com/fiatdev/fiat/internal/ports"
 )
 
 // group is the instances of one version.
@@ -310,7 +311,7 @@ func (i *instance) supervise() {
 // when it exits.
 func (i *instance) start(boot io.Writer) (*exec.Cmd, int, chan struct{}, error) {
 	g := i.g
-	port, err := freePort()
+	port, err := ports.Free()
 	if err != nil {
 		return nil, 0, nil, err
 	}
@@ -411,15 +412,6 @@ func kill(cmd *exec.Cmd, exited chan struct{}, grace time.Duration) {
 	}
 	syscall.Kill(pgid, syscall.SIGKILL)
 	<-exited
-}
-
-func freePort() (int, error) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return 0, err
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port, nil
 }
 
 // rss is the resident memory of process pid, from /proc.

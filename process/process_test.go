@@ -22,6 +22,7 @@ import (
 	"time"
 
 	"github.com/fiatdev/fiat"
+	"github.com/fiatdev/fiat/internal/ports"
 	"github.com/fiatdev/fiat/store"
 )
 
@@ -478,7 +479,7 @@ func TestProxyErrors(t *testing.T) {
 	if code != http.StatusGatewayTimeout || !strings.Contains(body, "service app, version "+v.proxy.version+", did not answer within 200ms") {
 		t.Errorf("a slow instance: %d %q", code, body)
 	}
-	closed, err := freePort()
+	closed, err := ports.Free()
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -9,7 +9,6 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"testing"
 
 	"github.com/fiatdev/fiat"
@@ -117,44 +116,28 @@ func TestDeploysUnderLoad(t *testing.T) {
 	deployBody(0)
 	url := n.srv.Addresses.Service("app", fiat.Production)
 	stop := make(chan struct{})
-	var served atomic.Int64
-	var wg sync.WaitGroup
-	for range 4 {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for {
-				select {
-				case <-stop:
-					return
-				default:
-				}
-				resp, err := n.public.Get(url)
-				if err != nil {
-					t.Error(err)
-					return
-				}
-				body, _ := io.ReadAll(resp.Body)
-				resp.Body.Close()
-				version := resp.Header.Get("Fiat-Version")
-				mu.Lock()
-				want, known := bodyOf[version]
-				mu.Unlock()
-				if resp.StatusCode != 200 || !known || string(body) != want {
-					t.Errorf("during deploys: %d %q from version %q (known %v, which answers %q)", resp.StatusCode, body, version, known, want)
-					return
-				}
-				served.Add(1)
-			}
-		}()
-	}
+	served := hammer(t, 4, stop, func() error {
+		resp, err := n.public.Get(url)
+		if err != nil {
+			return err
+		}
+		body, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		version := resp.Header.Get("Fiat-Version")
+		mu.Lock()
+		want, known := bodyOf[version]
+		mu.Unlock()
+		if resp.StatusCode != 200 || !known || string(body) != want {
+			return fmt.Errorf("during deploys: %d %q from version %q (known %v, which answers %q)", resp.StatusCode, body, version, known, want)
+		}
+		return nil
+	})
 	for i := 1; i <= 200; i++ {
 		deployBody(i)
 	}
 	close(stop)
-	wg.Wait()
-	if served.Load() < 200 {
-		t.Errorf("only %d requests were served during 200 deploys", served.Load())
+	if n := served(); n < 200 {
+		t.Errorf("only %d requests were served during 200 deploys", n)
 	}
 	if _, body, _ := n.get(url); body != "version 200" {
 		t.Errorf("after the deploys production answers %q, want version 200", body)

@@ -96,26 +96,23 @@ func (vs *versions) check(resp *http.Response, err error) error {
 // and returns how many requests were served; it fails t at the first
 // request that is not served as it should be.
 func (c *cluster) load(vs *versions, stop chan struct{}) func() int64 {
-	var served atomic.Int64
-	var wg sync.WaitGroup
+	var waits []func() int64
 	for _, n := range c.nodes {
 		url := n.srv.Addresses.Service("app", fiat.Production)
-		wg.Go(func() {
-			for {
-				select {
-				case <-stop:
-					return
-				default:
-				}
-				if err := vs.check(n.public.Get(url)); err != nil {
-					c.t.Errorf("node %s: %v", n.srv.Admin, err)
-					return
-				}
-				served.Add(1)
+		waits = append(waits, hammer(c.t, 1, stop, func() error {
+			if err := vs.check(n.public.Get(url)); err != nil {
+				return fmt.Errorf("node %s: %w", n.srv.Admin, err)
 			}
-		})
+			return nil
+		}))
 	}
-	return func() int64 { wg.Wait(); return served.Load() }
+	return func() int64 {
+		var served int64
+		for _, wait := range waits {
+			served += wait()
+		}
+		return served
+	}
 }
 
 // converged waits until every node has applied the store's last change,

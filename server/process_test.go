@@ -13,7 +13,6 @@ import (
 	"slices"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -102,32 +101,19 @@ func TestProcessServiceUnderLoad(t *testing.T) {
 	known := sync.Map{} // greeting → true, set before its deploy
 	known.Store("v0", true)
 	stop := make(chan struct{})
-	var served atomic.Int64
-	var wg sync.WaitGroup
-	for range 4 {
-		wg.Go(func() {
-			for {
-				select {
-				case <-stop:
-					return
-				default:
-				}
-				resp, err := n.public.Get(url)
-				if err != nil {
-					t.Error(err)
-					return
-				}
-				body, _ := io.ReadAll(resp.Body)
-				resp.Body.Close()
-				greeting, _, _ := strings.Cut(string(body), " from ")
-				if _, ok := known.Load(greeting); resp.StatusCode != 200 || !ok {
-					t.Errorf("during deploys: %d %q", resp.StatusCode, body)
-					return
-				}
-				served.Add(1)
-			}
-		})
-	}
+	served := hammer(t, 4, stop, func() error {
+		resp, err := n.public.Get(url)
+		if err != nil {
+			return err
+		}
+		body, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		greeting, _, _ := strings.Cut(string(body), " from ")
+		if _, ok := known.Load(greeting); resp.StatusCode != 200 || !ok {
+			return fmt.Errorf("during deploys: %d %q", resp.StatusCode, body)
+		}
+		return nil
+	})
 	var deployMS []float64
 	for i := 1; i <= 50; i++ {
 		greeting := fmt.Sprint("v", i)
@@ -136,11 +122,11 @@ func TestProcessServiceUnderLoad(t *testing.T) {
 		deployMS = append(deployMS, res.DeployMS)
 	}
 	close(stop)
-	wg.Wait()
+	requests := served()
 	slices.Sort(deployMS)
-	t.Logf("%d requests served during 50 deploys; deploy p50 %.1f ms, max %.1f ms", served.Load(), deployMS[25], deployMS[49])
-	if served.Load() < 50 {
-		t.Errorf("only %d requests served during the deploys", served.Load())
+	t.Logf("%d requests served during 50 deploys; deploy p50 %.1f ms, max %.1f ms", requests, deployMS[25], deployMS[49])
+	if requests < 50 {
+		t.Errorf("only %d requests served during the deploys", requests)
 	}
 	if _, body, _ := n.get(url); !strings.HasPrefix(body, "v50 from ") {
 		t.Errorf("after the deploys: %q", body)

@@ -11,6 +11,8 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"testing"
 
 	"github.com/fiatdev/fiat"
@@ -235,4 +237,29 @@ func TestEveryVersionKeepsItsAddress(t *testing.T) {
 			t.Errorf("GET %s = %d %q, want %q", url, code, body, want)
 		}
 	}
+}
+
+// hammer has each of clients call request again and again until stop is
+// closed, and returns a function that waits for them and says how many
+// calls succeeded. A call that fails fails t, and stops its client.
+func hammer(t *testing.T, clients int, stop <-chan struct{}, request func() error) (wait func() int64) {
+	var served atomic.Int64
+	var wg sync.WaitGroup
+	for range clients {
+		wg.Go(func() {
+			for {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				if err := request(); err != nil {
+					t.Error(err)
+					return
+				}
+				served.Add(1)
+			}
+		})
+	}
+	return func() int64 { wg.Wait(); return served.Load() }
 }

@@ -11,7 +11,6 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
-	"net"
 	"net/url"
 	"os"
 	"os/exec"
@@ -23,6 +22,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/fiatdev/fiat/internal/ports"
 	"github.com/jackc/pgx/v5"
 )
 
@@ -109,7 +109,7 @@ func (s *Server) StartAgain() error {
 		return s.startOn(s.port)
 	}
 	for try := 1; ; try++ {
-		port, err := freePort()
+		port, err := ports.Free()
 		if err != nil {
 			return err
 		}
@@ -150,15 +150,6 @@ func (s *Server) remove() {
 		s.stop("immediate")
 	}
 	os.RemoveAll(s.dir)
-}
-
-func freePort() (int, error) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return 0, err
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port, nil
 }
 
 // binaries returns the directory of PostgreSQL's programs, the newest
