@@ -322,12 +322,17 @@ func (i *instance) start(boot io.Writer) (*exec.Cmd, int, chan struct{}, error) 
 		cmd.Env = append(cmd.Env, "PORT="+strconv.Itoa(port))
 	}
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Credential: g.owner.credential()}
-	out, err := cmd.StdoutPipe()
+	// An *os.File, not StdoutPipe: the instance's exit is seen when its
+	// process exits, even if a child it started holds the output open.
+	out, w, err := os.Pipe()
 	if err != nil {
 		return nil, 0, nil, err
 	}
-	cmd.Stderr = cmd.Stdout
-	if err := cmd.Start(); err != nil {
+	cmd.Stdout, cmd.Stderr = w, w
+	err = cmd.Start()
+	w.Close()
+	if err != nil {
+		out.Close()
 		return nil, 0, nil, err
 	}
 	i.set(func() { i.pid, i.port, i.started = cmd.Process.Pid, port, time.Now() })
@@ -336,9 +341,12 @@ func (i *instance) start(boot io.Writer) (*exec.Cmd, int, chan struct{}, error) 
 	if err != nil {
 		g.logs.add(i.name, fmt.Sprintf("fiat: runs without its memory limit: %v", err))
 	}
-	exited := make(chan struct{})
 	go func() {
 		g.logs.copy(i.name, out, boot)
+		out.Close()
+	}()
+	exited := make(chan struct{})
+	go func() {
 		cmd.Wait()
 		unlimit()
 		close(exited)
@@ -445,8 +453,8 @@ type logBook struct {
 
 // maxLogLines and maxLineBytes bound what a group keeps of its output.
 const (
-	maxLogLines  = 2000
-	maxLineBytes = 16 << 10
+	maxLogLines  = 1000
+	maxLineBytes = 8 << 10
 	// maxLogFile is the size at which a version's log file is renamed to
 	// .1, replacing the one before, and started again.
 	maxLogFile = 1 << 20

@@ -8,6 +8,8 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"syscall"
+	"time"
 )
 
 // A limiter bounds what each instance may use, through cgroup v1's
@@ -74,11 +76,14 @@ func ownCgroup(controller, probe string) (string, error) {
 
 // limit puts process pid in groups of its own, name, of at most memory
 // bytes (over it, the kernel kills the process) and one core. The
-// returned function removes the groups once the process has exited.
+// returned function, called once the process has exited, kills what it
+// left running in its groups (a daemon that left its process group too)
+// and removes them.
 func (l *limiter) limit(name string, pid int, memory uint64) (func(), error) {
 	var dirs []string
 	remove := func() {
 		for _, dir := range dirs {
+			killAll(dir)
 			os.Remove(dir)
 		}
 	}
@@ -110,4 +115,20 @@ func (l *limiter) limit(name string, pid int, memory uint64) (func(), error) {
 		}
 	}
 	return remove, nil
+}
+
+// killAll kills every process in the cgroup dir, until none is left.
+func killAll(dir string) {
+	for range 100 {
+		data, err := os.ReadFile(filepath.Join(dir, "cgroup.procs"))
+		if err != nil || len(strings.TrimSpace(string(data))) == 0 {
+			return
+		}
+		for _, field := range strings.Fields(string(data)) {
+			if pid, err := strconv.Atoi(field); err == nil {
+				syscall.Kill(pid, syscall.SIGKILL)
+			}
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
 }

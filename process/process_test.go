@@ -541,3 +541,25 @@ func TestCPULimit(t *testing.T) {
 		t.Errorf("cpu.cfs_quota_us = %q, want one core", quota)
 	}
 }
+
+// TestEscapedProcessesAreKilled has an instance start a daemon that leaves
+// its process group: stopping the instance kills the daemon too.
+func TestEscapedProcessesAreKilled(t *testing.T) {
+	r := newRuntime(t)
+	if r.limits.memory == "" {
+		t.Skipf("this machine gives fiat no memory cgroup, which is what finds such processes: %s", r.limits.why)
+	}
+	v := start(t, r, newVersion("app", nil, nil))
+	_, body := get(t, v, "/spawn")
+	var pid int
+	if _, err := fmt.Sscan(body, &pid); err != nil || syscall.Kill(pid, 0) != nil {
+		t.Fatalf("the daemon did not start: %q", body)
+	}
+	v.Stop(t.Context())
+	for deadline := time.Now().Add(10 * time.Second); syscall.Kill(pid, 0) == nil; time.Sleep(10 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			syscall.Kill(pid, syscall.SIGKILL)
+			t.Fatal("the daemon outlived its instance")
+		}
+	}
+}

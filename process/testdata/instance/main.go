@@ -7,6 +7,7 @@ import (
 	"io"
 	"net/http"
 	"os"
+	"os/exec"
 	"os/signal"
 	"sort"
 	"strconv"
@@ -61,6 +62,15 @@ func main() {
 			held[i] = 1
 		}
 		fmt.Fprintf(w, "holding %d MiB", mb)
+	})
+	http.HandleFunc("/spawn", func(w http.ResponseWriter, r *http.Request) {
+		daemon := exec.Command("sleep", "1000")
+		daemon.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
+		if err := daemon.Start(); err != nil {
+			fmt.Fprintf(w, "error: %v", err)
+			return
+		}
+		fmt.Fprint(w, daemon.Process.Pid)
 	})
 	http.HandleFunc("/slow", func(w http.ResponseWriter, r *http.Request) {
 		d, _ := time.ParseDuration(r.URL.Query().Get("for"))
