@@ -315,7 +315,11 @@ func (i *instance) start(boot io.Writer) (*exec.Cmd, int, chan struct{}, error) 
 	if err != nil {
 		return nil, 0, nil, err
 	}
-	cmd := exec.Command("/bin/sh", "-c", "exec "+i.command)
+	join, unlimit, err := g.limits.prepare(fmt.Sprintf("%s-%s-%s-%d", g.service, g.id.Short(), i.name, time.Now().UnixNano()), g.cfg.Memory, g.owner)
+	if err != nil {
+		g.logs.add(i.name, fmt.Sprintf("fiat: runs without its limits: %v", err))
+	}
+	cmd := exec.Command("/bin/sh", "-c", join+"exec "+i.command)
 	cmd.Dir = g.dir
 	cmd.Env = instanceEnv(g.cfg, g.dir)
 	if i.web {
@@ -326,6 +330,7 @@ func (i *instance) start(boot io.Writer) (*exec.Cmd, int, chan struct{}, error) 
 	// process exits, even if a child it started holds the output open.
 	out, w, err := os.Pipe()
 	if err != nil {
+		unlimit()
 		return nil, 0, nil, err
 	}
 	cmd.Stdout, cmd.Stderr = w, w
@@ -333,14 +338,10 @@ func (i *instance) start(boot io.Writer) (*exec.Cmd, int, chan struct{}, error) 
 	w.Close()
 	if err != nil {
 		out.Close()
+		unlimit()
 		return nil, 0, nil, err
 	}
 	i.set(func() { i.pid, i.port, i.started = cmd.Process.Pid, port, time.Now() })
-	// The group's name is unique on the machine: a pid is, while it runs.
-	unlimit, err := g.limits.limit(fmt.Sprintf("%s-%s-%s-%d", g.service, g.id.Short(), i.name, cmd.Process.Pid), cmd.Process.Pid, g.cfg.Memory)
-	if err != nil {
-		g.logs.add(i.name, fmt.Sprintf("fiat: runs without its memory limit: %v", err))
-	}
 	go func() {
 		g.logs.copy(i.name, out, boot)
 		out.Close()

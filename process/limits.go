@@ -74,14 +74,16 @@ func ownCgroup(controller, probe string) (string, error) {
 	return "", fmt.Errorf("this process is in no %s cgroup", controller)
 }
 
-// limit puts process pid in groups of its own, name, of at most memory
-// bytes (over it, the kernel kills the process) and one core. The
-// returned function, called once the process has exited, kills what it
-// left running in its groups (a daemon that left its process group too)
-// and removes them.
-func (l *limiter) limit(name string, pid int, memory uint64) (func(), error) {
+// prepare makes the groups, named name, that an instance of owner runs
+// in: of at most memory bytes (over it, the kernel kills the process) and
+// one core. The instance joins them itself, first thing, by the command
+// join returns, so that nothing it starts runs outside them; owner may
+// add its own processes to them and nothing else. The returned function,
+// called once the instance has exited, kills what it left running in its
+// groups (a daemon that left its process group too) and removes them.
+func (l *limiter) prepare(name string, memory uint64, owner user) (join string, cleanup func(), err error) {
 	var dirs []string
-	remove := func() {
+	cleanup = func() {
 		for _, dir := range dirs {
 			killAll(dir)
 			os.Remove(dir)
@@ -99,22 +101,24 @@ func (l *limiter) limit(name string, pid int, memory uint64) (func(), error) {
 		}
 		dir := filepath.Join(g.base, name)
 		if err := os.Mkdir(dir, 0o755); err != nil && !errors.Is(err, os.ErrExist) {
-			remove()
-			return func() {}, err
+			cleanup()
+			return "", func() {}, err
 		}
 		dirs = append(dirs, dir)
 		for file, value := range g.settings {
 			if err := os.WriteFile(filepath.Join(dir, file), []byte(value), 0o644); err != nil {
-				remove()
-				return func() {}, err
+				cleanup()
+				return "", func() {}, err
 			}
 		}
-		if err := os.WriteFile(filepath.Join(dir, "cgroup.procs"), []byte(strconv.Itoa(pid)), 0o644); err != nil {
-			remove()
-			return func() {}, err
+		procs := filepath.Join(dir, "cgroup.procs")
+		if err := owner.chown(procs); err != nil {
+			cleanup()
+			return "", func() {}, err
 		}
+		join += fmt.Sprintf("echo $$ > '%s' || exit 1\n", procs)
 	}
-	return remove, nil
+	return join, cleanup, nil
 }
 
 // killAll kills every process in the cgroup dir, until none is left.

@@ -532,11 +532,15 @@ func TestCPULimit(t *testing.T) {
 	}
 	v := start(t, r, newVersion("app", nil, nil))
 	pid := v.Instances()[0].PID
-	procs, err := os.ReadFile(filepath.Join(r.limits.cpu, fmt.Sprintf("app-%s-web.1-%d", v.proxy.version, pid), "cgroup.procs"))
+	groups, _ := filepath.Glob(filepath.Join(r.limits.cpu, "app-"+v.proxy.version+"-web.1-*"))
+	if len(groups) != 1 {
+		t.Fatalf("the instance's cpu cgroups: %v, want one", groups)
+	}
+	procs, err := os.ReadFile(filepath.Join(groups[0], "cgroup.procs"))
 	if err != nil || strings.TrimSpace(string(procs)) != fmt.Sprint(pid) {
 		t.Fatalf("the instance's cpu cgroup holds %q, %v; want its pid", procs, err)
 	}
-	quota, _ := os.ReadFile(filepath.Join(r.limits.cpu, fmt.Sprintf("app-%s-web.1-%d", v.proxy.version, pid), "cpu.cfs_quota_us"))
+	quota, _ := os.ReadFile(filepath.Join(groups[0], "cpu.cfs_quota_us"))
 	if strings.TrimSpace(string(quota)) != fmt.Sprint(cpuQuota) {
 		t.Errorf("cpu.cfs_quota_us = %q, want one core", quota)
 	}
@@ -549,17 +553,26 @@ func TestEscapedProcessesAreKilled(t *testing.T) {
 	if r.limits.memory == "" {
 		t.Skipf("this machine gives fiat no memory cgroup, which is what finds such processes: %s", r.limits.why)
 	}
-	v := start(t, r, newVersion("app", nil, nil))
+	// One daemon started by the instance once it serves, one by its
+	// command before anything else: an instance is in its groups from its
+	// first instruction.
+	v := start(t, r, newVersion("app", nil, func(p *fiat.ProcessConfig) {
+		p.Run = "setsid sleep 1000 & echo $! > daemon.pid; exec ./instance"
+	}))
 	_, body := get(t, v, "/spawn")
-	var pid int
-	if _, err := fmt.Sscan(body, &pid); err != nil || syscall.Kill(pid, 0) != nil {
-		t.Fatalf("the daemon did not start: %q", body)
+	var spawned, first int
+	data, _ := os.ReadFile(filepath.Join(v.group.dir, "daemon.pid"))
+	fmt.Sscan(string(data), &first)
+	if _, err := fmt.Sscan(body, &spawned); err != nil || syscall.Kill(spawned, 0) != nil || first == 0 {
+		t.Fatalf("the daemons did not start: %q, %q", body, data)
 	}
 	v.Stop(t.Context())
-	for deadline := time.Now().Add(10 * time.Second); syscall.Kill(pid, 0) == nil; time.Sleep(10 * time.Millisecond) {
-		if time.Now().After(deadline) {
-			syscall.Kill(pid, syscall.SIGKILL)
-			t.Fatal("the daemon outlived its instance")
+	for _, pid := range []int{first, spawned} {
+		for deadline := time.Now().Add(10 * time.Second); syscall.Kill(pid, 0) == nil; time.Sleep(10 * time.Millisecond) {
+			if time.Now().After(deadline) {
+				syscall.Kill(pid, syscall.SIGKILL)
+				t.Fatalf("daemon %d outlived its instance", pid)
+			}
 		}
 	}
 }
