@@ -35,7 +35,13 @@ type Config struct {
 	// Logger hears why a version could not start, which its public answer
 	// does not say.
 	Logger *slog.Logger
+	// MaxUnused bounds the versions no env uses that run at once, started
+	// by requests to their addresses; 0 means DefaultMaxUnused.
+	MaxUnused int
 }
+
+// DefaultMaxUnused is how many versions no env uses may run at once.
+const DefaultMaxUnused = 32
 
 // Router serves every public address.
 type Router struct {
@@ -66,6 +72,9 @@ type envTable struct {
 func New(cfg Config) *Router {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
+	}
+	if cfg.MaxUnused == 0 {
+		cfg.MaxUnused = DefaultMaxUnused
 	}
 	r := &Router{cfg: cfg, versions: map[fiat.Hash]*version{}}
 	r.envs.Store(&envTable{services: map[envKey]*version{}, envs: map[string]fiat.Env{}})
@@ -257,16 +266,17 @@ func (v *version) metricsOf(m *metrics.Metrics) *metrics.Version {
 
 type running struct{ fiat.Running }
 
-func (v *version) handler(ctx context.Context, load Loader) (http.Handler, error) {
-	if r := v.running.Load(); r != nil {
-		return r.Running, nil
+func (v *version) handler(ctx context.Context, r *Router) (http.Handler, error) {
+	if running := v.running.Load(); running != nil {
+		return running.Running, nil
 	}
+	r.makeRoom(v)
 	v.start.Lock()
 	defer v.start.Unlock()
-	if r := v.running.Load(); r != nil {
-		return r.Running, nil
+	if running := v.running.Load(); running != nil {
+		return running.Running, nil
 	}
-	h, err := load(ctx, v.id)
+	h, err := r.cfg.Load(ctx, v.id)
 	if err != nil {
 		return nil, err
 	}
@@ -296,7 +306,7 @@ func (v *version) serve(w http.ResponseWriter, req *http.Request, r *Router) {
 	if req.Body != nil && req.Body != http.NoBody {
 		req.Body = http.MaxBytesReader(sw, req.Body, r.cfg.MaxBody)
 	}
-	h, err := v.handler(req.Context(), r.cfg.Load)
+	h, err := v.handler(req.Context(), r)
 	if err != nil {
 		// Why is fiat's business (it may name the store's server), not
 		// the public's.

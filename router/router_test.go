@@ -21,6 +21,7 @@ const (
 	v1 = fiat.Hash("aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa")
 	v2 = fiat.Hash("bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb")
 	v3 = fiat.Hash("cccccccccccccccccccccccccccccccccccccccccccccccccccc")
+	v4 = fiat.Hash("dddddddddddddddddddddddddddddddddddddddddddddddddddd")
 )
 
 // saying is a running version that answers what it says, and counts its

@@ -39,6 +39,33 @@ func (r *Router) StopIdle(idle time.Duration) {
 	}
 }
 
+// makeRoom stops the version no env uses that had a request the longest
+// ago, if starting v, which no env uses either, would run more than
+// MaxUnused of them: requests to old versions' addresses, however many a
+// client knows, start a bounded number of them.
+func (r *Router) makeRoom(v *version) {
+	used := r.used()
+	if used[v] {
+		return
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	var oldest *version
+	running := 0
+	for _, other := range r.versions {
+		if other == v || used[other] || other.running.Load() == nil {
+			continue
+		}
+		running++
+		if oldest == nil || other.lastUsed.Load() < oldest.lastUsed.Load() {
+			oldest = other
+		}
+	}
+	if running >= r.cfg.MaxUnused {
+		go r.stop(oldest)
+	}
+}
+
 // used is the set of versions some env uses now.
 func (r *Router) used() map[*version]bool {
 	used := map[*version]bool{}

@@ -2,12 +2,15 @@ package router
 
 import (
 	"context"
+	"log/slog"
 	"net/http"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/fiatdev/fiat"
+	"github.com/fiatdev/fiat/metrics"
 )
 
 // waitUntil polls cond for up to ten seconds.
@@ -106,3 +109,44 @@ type stopCounter struct {
 }
 
 func (s *stopCounter) Stop(ctx context.Context) error { s.stops.Add(1); return nil }
+
+// TestRequestsStartBoundedOldVersions requests the addresses of more old
+// versions than may run at once: the one requested longest ago stops for
+// each new one, and a version an env uses is not counted or stopped.
+func TestRequestsStartBoundedOldVersions(t *testing.T) {
+	started := map[fiat.Hash]*saying{}
+	var mu sync.Mutex
+	r := New(Config{Addresses: fiat.Addresses{Domain: "localhost"}, Metrics: metrics.New(), MaxUnused: 2, Logger: slog.New(slog.DiscardHandler),
+		Load: func(ctx context.Context, id fiat.Hash) (fiat.Running, error) {
+			mu.Lock()
+			defer mu.Unlock()
+			s := says(string(id[:1]))
+			started[id] = s
+			return s, nil
+		}})
+	old := []fiat.Hash{v1, v2, v3}
+	for _, id := range old {
+		r.AddVersion(id, "hello", nil)
+	}
+	current := says("current")
+	r.AddVersion(v4, "hello", current)
+	if err := r.SetEnvs([]fiat.Env{{Name: fiat.Production, Services: map[string]fiat.Hash{"hello": v4}}}); err != nil {
+		t.Fatal(err)
+	}
+	for _, id := range old {
+		if w := get(t, r, "hello-"+id.Short()+".localhost"); w.Code != 200 {
+			t.Fatalf("%s: %d", id.Short(), w.Code)
+		}
+		time.Sleep(2 * time.Millisecond) // distinct last requests
+	}
+	mu.Lock()
+	first := started[v1]
+	mu.Unlock()
+	waitUntil(t, "the version requested longest ago to stop", func() bool { return first.stops.Load() == 1 })
+	time.Sleep(3 * stopPoll)
+	mu.Lock()
+	defer mu.Unlock()
+	if started[v2].stops.Load() != 0 || started[v3].stops.Load() != 0 || current.stops.Load() != 0 {
+		t.Errorf("stopped: v2 %d, v3 %d, the env's %d times; want none", started[v2].stops.Load(), started[v3].stops.Load(), current.stops.Load())
+	}
+}
