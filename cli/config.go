@@ -105,9 +105,22 @@ func (c *cli) scaleCmd() *cobra.Command {
 				}
 				instances[service] = n
 			}
-			return c.change(func(client *api.Client) (deploy.Result, error) {
-				return client.Scale(cmd.Context(), env, instances)
+			client, err := c.client()
+			if err != nil {
+				return err
+			}
+			res, err := client.Scale(cmd.Context(), env, instances)
+			if err != nil {
+				return err
+			}
+			c.print(res, func(w io.Writer) {
+				for _, s := range res.Services {
+					if _, asked := instances[s.Name]; asked && s.Instances != nil {
+						fmt.Fprintf(w, "%s runs %d instances of version %s in %s (fiat ps shows them)\n", s.Name, *s.Instances, s.Version.Short(), res.Env)
+					}
+				}
 			})
+			return nil
 		},
 	}
 	cmd.Flags().StringVar(&env, "env", fiat.Production, "env to scale the services in")

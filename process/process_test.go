@@ -24,6 +24,7 @@ import (
 	"github.com/fiatdev/fiat"
 	"github.com/fiatdev/fiat/internal/ports"
 	"github.com/fiatdev/fiat/store"
+	"github.com/fiatdev/fiat/store/sqlite"
 )
 
 // instanceBinary is testdata/instance, built once for the tests.
@@ -574,5 +575,28 @@ func TestEscapedProcessesAreKilled(t *testing.T) {
 				t.Fatalf("daemon %d outlived its instance", pid)
 			}
 		}
+	}
+}
+
+// TestBuildsAreKeptInTheStore shares a build through a real store, under
+// its key, which is no version's id.
+func TestBuildsAreKeptInTheStore(t *testing.T) {
+	db, err := sqlite.Open(filepath.Join(t.TempDir(), "fiat.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	v := newVersion("app", nil, func(p *fiat.ProcessConfig) { p.Build = "echo built > out" })
+	start(t, newRuntimeSharing(t, db), v)
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		_, err := db.Build(t.Context(), buildKey(v))
+		if err == nil {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the store has no build: %v", err)
+		}
+		time.Sleep(10 * time.Millisecond)
 	}
 }

@@ -58,11 +58,11 @@ type Store interface {
 	// AdminToken returns the admin token every node sharing the store
 	// accepts, storing create() as the token if there is none yet.
 	AdminToken(ctx context.Context, create func() string) (string, error)
-	// PutBuild keeps what building version id made, an archive, for the
-	// other nodes; keeping it again does nothing. Build returns it, or
-	// ErrNotFound.
-	PutBuild(ctx context.Context, id fiat.Hash, archive []byte) error
-	Build(ctx context.Context, id fiat.Hash) ([]byte, error)
+	// PutBuild keeps what a build made, an archive, under key, the hash
+	// of what was built, for the other nodes; keeping it again does
+	// nothing. Build returns it, or ErrNotFound.
+	PutBuild(ctx context.Context, key fiat.Hash, archive []byte) error
+	Build(ctx context.Context, key fiat.Hash) ([]byte, error)
 	// Wait returns once a change after position may have committed, or
 	// with ctx's error when ctx ends. It may return early: read Changes
 	// to know.

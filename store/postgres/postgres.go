@@ -334,8 +334,8 @@ CREATE OR REPLACE VIEW env_versions AS
 	// What building a process service's version made, for other nodes.
 	sqlstore.SQL(`
 CREATE TABLE builds (
-	version_id TEXT COLLATE "C" PRIMARY KEY REFERENCES versions (id),
-	blob       TEXT COLLATE "C" NOT NULL REFERENCES blobs (hash)
+	key  TEXT COLLATE "C" PRIMARY KEY, -- what was built, as a hash
+	blob TEXT COLLATE "C" NOT NULL REFERENCES blobs (hash)
 );
 `),
 }

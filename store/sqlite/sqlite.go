@@ -398,8 +398,8 @@ CREATE VIEW env_versions AS
 	// What building a process service's version made, for other nodes.
 	sqlstore.SQL(`
 CREATE TABLE builds (
-	version_id TEXT PRIMARY KEY REFERENCES versions (id),
-	blob       TEXT NOT NULL REFERENCES blobs (hash)
+	key  TEXT PRIMARY KEY, -- what was built, as a hash
+	blob TEXT NOT NULL REFERENCES blobs (hash)
 ) STRICT;
 `),
 }

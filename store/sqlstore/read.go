@@ -326,8 +326,8 @@ func (s *Store) AdminToken(ctx context.Context, create func() string) (_ string,
 	return token, err
 }
 
-// PutBuild keeps the archive of version id's build, as a blob.
-func (s *Store) PutBuild(ctx context.Context, id fiat.Hash, archive []byte) (err error) {
+// PutBuild keeps the archive of the build named key, as a blob.
+func (s *Store) PutBuild(ctx context.Context, key fiat.Hash, archive []byte) (err error) {
 	defer s.classify(&err)
 	tx, err := s.cfg.Writer.BeginTx(ctx, nil)
 	if err != nil {
@@ -339,19 +339,19 @@ func (s *Store) PutBuild(ctx context.Context, id fiat.Hash, archive []byte) (err
 	if _, err := tx.ExecContext(ctx, insertBlobs+`($1, $2)`+onConflict[insertBlobs], hash, archive); err != nil {
 		return err
 	}
-	if _, err := tx.ExecContext(ctx, `INSERT INTO builds (version_id, blob) VALUES ($1, $2) ON CONFLICT (version_id) DO NOTHING`, id, hash); err != nil {
+	if _, err := tx.ExecContext(ctx, `INSERT INTO builds (key, blob) VALUES ($1, $2) ON CONFLICT (key) DO NOTHING`, key, hash); err != nil {
 		return err
 	}
 	return tx.Commit()
 }
 
-// Build returns the archive of version id's build.
-func (s *Store) Build(ctx context.Context, id fiat.Hash) (_ []byte, err error) {
+// Build returns the archive of the build named key.
+func (s *Store) Build(ctx context.Context, key fiat.Hash) (_ []byte, err error) {
 	defer s.classify(&err)
 	var archive []byte
-	err = s.cfg.Reader.QueryRowContext(ctx, `SELECT b.data FROM builds d JOIN blobs b ON b.hash = d.blob WHERE d.version_id = $1`, id).Scan(&archive)
+	err = s.cfg.Reader.QueryRowContext(ctx, `SELECT b.data FROM builds d JOIN blobs b ON b.hash = d.blob WHERE d.key = $1`, key).Scan(&archive)
 	if errors.Is(err, sql.ErrNoRows) {
-		return nil, fmt.Errorf("build of version %s: %w", id.Short(), store.ErrNotFound)
+		return nil, fmt.Errorf("build %s: %w", key.Short(), store.ErrNotFound)
 	}
 	return archive, err
 }
