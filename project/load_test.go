@@ -1,6 +1,7 @@
 package project
 
 import (
+	"fmt"
 	"maps"
 	"os"
 	"path/filepath"
@@ -270,5 +271,32 @@ func TestFiatignore(t *testing.T) {
 	want = []string{"keep.log", "main.star", "src/app.js", "src/build/kept.js"}
 	if got := filePaths(versions[0].Files); !slices.Equal(got, want) {
 		t.Errorf("version: %q, want %q", got, want)
+	}
+}
+
+// TestLoadStopsAtTheLimits refuses, before reading it, a file that takes
+// the project past what Load reads (a sparse file, nothing on disk), and
+// a project of more files than a bundle holds.
+func TestLoadStopsAtTheLimits(t *testing.T) {
+	dir := writeProject(t, map[string]string{"fiat.toml": "[services.web]\n", "main.star": "web"})
+	f, err := os.Create(filepath.Join(dir, "huge.bin"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := f.Truncate(maxLoadBytes + 1); err != nil {
+		t.Fatal(err)
+	}
+	f.Close()
+	if _, err := Load(dir); err == nil || !strings.Contains(err.Error(), "huge.bin: the project's files pass") {
+		t.Errorf("a 1 GiB sparse file: %v", err)
+	}
+	os.Remove(filepath.Join(dir, "huge.bin"))
+	for i := range maxFiles {
+		if err := os.WriteFile(filepath.Join(dir, fmt.Sprintf("f%05d.txt", i)), nil, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := Load(dir); err == nil || !strings.Contains(err.Error(), fmt.Sprintf("more than %d files", maxFiles)) {
+		t.Errorf("%d files and more: %v", maxFiles, err)
 	}
 }

@@ -3,6 +3,7 @@ package project
 import (
 	"bytes"
 	"errors"
+	"fmt"
 	"reflect"
 	"slices"
 	"strings"
@@ -677,5 +678,24 @@ func TestProcfile(t *testing.T) {
 		Instances: 1, StartTimeout: fiat.DefaultStartTimeout, StopTimeout: fiat.DefaultStopTimeout}
 	if c := versions[0].Config; c.Kind != fiat.Process || !reflect.DeepEqual(c.Process, want2) || c.Memory != 512<<20 {
 		t.Errorf("app: %+v %+v", c, c.Process)
+	}
+}
+
+func TestProcfileLimits(t *testing.T) {
+	many := "web: ./a\n"
+	for i := range maxProcfileTypes + 5 {
+		many += fmt.Sprintf("w%d: ./w\n", i)
+	}
+	for name, tc := range map[string]struct{ procfile, want string }{
+		"too big":        {strings.Repeat("#", maxProcfileBytes+1), "app/Procfile: is 65537 bytes: a Procfile is at most 65536"},
+		"too many types": {many, "more than 100 process types"},
+	} {
+		_, problems := Versions(Bundle{Files: []fiat.File{
+			{Path: "fiat.toml", Data: []byte("[services.app]\ndir = \"app\"\n")},
+			{Path: "app/Procfile", Data: []byte(tc.procfile)},
+		}})
+		if len(problems) != 1 || !strings.Contains(problems.Error(), tc.want) {
+			t.Errorf("%s: %v, want one problem saying %q", name, problems, tc.want)
+		}
 	}
 }

@@ -52,6 +52,7 @@ func Load(dir string) (Bundle, error) {
 	case !errors.Is(err, fs.ErrNotExist):
 		return Bundle{}, err
 	}
+	files, total := len(b.Files), int64(0)
 	err = fs.WalkDir(project, ".", func(file string, entry fs.DirEntry, err error) error {
 		switch {
 		case err != nil:
@@ -63,11 +64,19 @@ func Load(dir string) (Bundle, error) {
 		// Symlinks are not regular files: a version holds the files
 		// themselves, never pointers out of the project.
 		case entry.Type().IsRegular() && m.serviceOf(file) != nil:
-			data, err := fs.ReadFile(project, file)
+			info, err := entry.Info()
 			if err != nil {
 				return err
 			}
-			info, err := entry.Info()
+			// Counted before it is read: a sparse file of terabytes, or a
+			// million files, stop here rather than fill the memory.
+			if files++; files > maxFiles {
+				return fmt.Errorf("%s: the project has more than %d files: leave the others out with .fiatignore", file, maxFiles)
+			}
+			if total += info.Size(); total > maxLoadBytes {
+				return fmt.Errorf("%s: the project's files pass %d bytes: leave large files out with .fiatignore", file, int64(maxLoadBytes))
+			}
+			data, err := fs.ReadFile(project, file)
 			if err != nil {
 				return err
 			}
@@ -81,6 +90,10 @@ func Load(dir string) (Bundle, error) {
 	sortFiles(b.Files)
 	return b, nil
 }
+
+// maxLoadBytes bounds what Load reads; the server's --max-bundle is
+// usually far lower, and says so when the bundle reaches it.
+const maxLoadBytes = 1 << 30
 
 // Versions parses the bundle's fiat.toml and returns a version for every
 // service it declares well enough to build, sorted by service name, with
