@@ -135,3 +135,37 @@ func (e *encoder) strings(m map[string]string) {
 		e.str(m[k])
 	}
 }
+
+// HashSet sets the ID of each of versions, the versions of one deploy, and
+// points the Uses of each at the versions in the set of the services it
+// names, hashing each used version before its users: a change to a version
+// changes every version that uses it, directly or not. A used service that
+// is not in the set keeps the version Uses gives it. Uses must form no
+// cycle (the project refuses one); a version on one keeps the Uses given.
+func HashSet(versions []*Version) {
+	of := make(map[string]*Version, len(versions))
+	for _, v := range versions {
+		of[v.Service] = v
+	}
+	done := make(map[*Version]bool, len(versions))
+	var hash func(v *Version)
+	hash = func(v *Version) {
+		if _, seen := done[v]; seen {
+			return
+		}
+		done[v] = false // on the path: a cycle stops here
+		for _, service := range slices.Sorted(maps.Keys(v.Uses)) {
+			if used := of[service]; used != nil {
+				hash(used)
+				if done[used] {
+					v.Uses[service] = used.ID
+				}
+			}
+		}
+		v.ID = HashVersion(v)
+		done[v] = true
+	}
+	for _, v := range versions {
+		hash(v)
+	}
+}

@@ -58,7 +58,11 @@ var serviceKeys = map[string]struct {
 	"start_timeout": {[]unstable.Kind{unstable.String}, `"60s"`},
 	"stop_timeout":  {[]unstable.Kind{unstable.String}, `"30s"`},
 	"env":           {[]unstable.Kind{unstable.Table}, `{ GREETING = "hello" }`},
+	"uses":          {[]unstable.Kind{unstable.Array}, `["api"]`},
 }
+
+// maxUses bounds the services one service uses.
+const maxUses = 64
 
 // scriptKeys are the keys only script services take.
 var scriptKeys = []string{"max_steps", "timeout"}
@@ -91,6 +95,10 @@ type service struct {
 	// kind is where kind is given, if it is, and what it says.
 	kindAt *position
 	kind   fiat.Kind
+	// uses are the services it calls, as fiat.toml names them.
+	uses []keyPart
+	// envAt is where each key of its env is given.
+	envAt map[string]position
 }
 
 // parseManifest reads and checks fiat.toml. It returns every problem found,
@@ -110,7 +118,9 @@ func parseManifest(data []byte) (*manifest, fiat.Problems) {
 	c.checkDirsDiffer(m.services)
 	for _, svc := range m.services {
 		c.checkKind(svc)
+		c.checkUses(svc)
 	}
+	c.checkNoCycle(m.services)
 	for _, svc := range m.services {
 		if svc.dir != "" {
 			m.dirs.add(svc)
@@ -277,6 +287,8 @@ func (c *checker) setKey(svc *service, s setting) {
 		}
 	case name == "env":
 		// The table itself: its keys come as settings of their own.
+	case name == "uses":
+		c.setUses(svc, s)
 	case name == "max_steps":
 		// TOML integers are Go integer literals, and the decoder has
 		// checked that they fit an int64.
@@ -429,9 +441,9 @@ func (c *checker) setEnv(svc *service, s setting) {
 		c.report(s.key[3].at, "env key %s is set by fiat for every instance: choose another name", key)
 	default:
 		if svc.config.Env == nil {
-			svc.config.Env = map[string]string{}
+			svc.config.Env, svc.envAt = map[string]string{}, map[string]position{}
 		}
-		svc.config.Env[key] = s.value
+		svc.config.Env[key], svc.envAt[key] = s.value, s.at
 	}
 }
 

@@ -58,7 +58,7 @@ func TestVersionsReportsEveryProblemWhereItIs(t *testing.T) {
 	}, {
 		name:     "unknown key with no close match",
 		manifest: "[services.hello]\nport = 8080\n",
-		want:     []string{"fiat.toml:2:1: unknown key services.hello.port: a service's keys are build, dir, env, health, instances, kind, max_steps, memory, run, start_timeout, stop_timeout, timeout"},
+		want:     []string{"fiat.toml:2:1: unknown key services.hello.port: a service's keys are build, dir, env, health, instances, kind, max_steps, memory, run, start_timeout, stop_timeout, timeout, uses"},
 	}, {
 		name:     "unknown top-level table",
 		manifest: "[service.hello]\n",
@@ -256,7 +256,7 @@ colour = "blue"
 			`fiat.toml:2:7: dir "web" holds no files`,
 			`fiat.toml:3:11: timeout "forever" is not a duration: write it like "2s" or "500ms"`,
 			"fiat.toml:7:13: max_steps must be from 1 to 10_000_000_000, not 0",
-			"fiat.toml:8:1: unknown key services.api.colour: a service's keys are build, dir, env, health, instances, kind, max_steps, memory, run, start_timeout, stop_timeout, timeout",
+			"fiat.toml:8:1: unknown key services.api.colour: a service's keys are build, dir, env, health, instances, kind, max_steps, memory, run, start_timeout, stop_timeout, timeout, uses",
 			"api/main.star: missing: a script service starts at main.star",
 		},
 	}}
@@ -567,7 +567,7 @@ dir = "jobs"
 	}
 	want := []string{
 		`fiat.toml:4:11: timeout "forever" is not a duration: write it like "2s" or "500ms"`,
-		"fiat.toml:5:1: unknown key services.web.colour: a service's keys are build, dir, env, health, instances, kind, max_steps, memory, run, start_timeout, stop_timeout, timeout",
+		"fiat.toml:5:1: unknown key services.web.colour: a service's keys are build, dir, env, health, instances, kind, max_steps, memory, run, start_timeout, stop_timeout, timeout, uses",
 		`fiat.toml:7:11: service name "Admin" must start with a lowercase letter: service names use lowercase letters, digits and single dashes, start with a letter and are at most 30 characters`,
 		`fiat.toml:11:7: dir "/srv/api" is absolute: give it relative to fiat.toml`,
 		"jobs/main.star: missing: a script service starts at main.star",

@@ -121,6 +121,12 @@ func Versions(b Bundle) ([]*fiat.Version, fiat.Problems) {
 			continue // its dir is a problem already
 		}
 		v := &fiat.Version{Service: svc.name, Config: svc.config, Files: files[svc]}
+		if len(svc.uses) > 0 {
+			v.Uses = map[string]fiat.Hash{}
+			for _, used := range svc.uses {
+				v.Uses[used.name] = ""
+			}
+		}
 		sortFiles(v.Files)
 		if found := svc.procfile(v); len(found) > 0 {
 			problems = append(problems, found...)
@@ -128,17 +134,16 @@ func Versions(b Bundle) ([]*fiat.Version, fiat.Problems) {
 		}
 		switch {
 		case svc.config.Kind == fiat.Process:
-			v.ID = fiat.HashVersion(v)
 			versions = append(versions, v)
 		case len(v.Files) == 0:
 			problems = append(problems, svc.dirAt.problem("dir %q holds no files", svc.dir))
 		case !slices.ContainsFunc(v.Files, func(f fiat.File) bool { return f.Path == "main.star" }):
 			problems = append(problems, fiat.Problem{Path: path.Join(svc.dir, "main.star"), Message: "missing: a script service starts at main.star"})
 		default:
-			v.ID = fiat.HashVersion(v)
 			versions = append(versions, v)
 		}
 	}
+	fiat.HashSet(versions)
 	if len(problems) == 0 {
 		return versions, nil
 	}

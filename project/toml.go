@@ -46,6 +46,15 @@ type setting struct {
 	// at is where the value is written, or where the key ends when the
 	// value has no position of its own (headers and arrays).
 	at position
+	// items are an array's values, like uses = ["api"].
+	items []item
+}
+
+// item is one value of an array.
+type item struct {
+	kind  unstable.Kind
+	value string
+	at    position
 }
 
 type keyPart struct {
@@ -141,9 +150,19 @@ func (r *settingsReader) keyValue(table tableKey, kv *unstable.Node) {
 		s.value = string(value.Data)
 		s.at = r.lines.at(int(value.Raw.Offset))
 	}
-	r.settings = append(r.settings, s)
 	children := value.Children()
-	for children.Next() {
+	for value.Kind == unstable.Array && children.Next() {
+		child := children.Node()
+		it := item{kind: child.Kind, at: s.at}
+		if child.Raw.Length > 0 {
+			it.value, it.at = string(child.Data), r.lines.at(int(child.Raw.Offset))
+		}
+		s.items = append(s.items, it)
+		r.countKeys(child)
+	}
+	r.settings = append(r.settings, s)
+	children = value.Children()
+	for value.Kind != unstable.Array && children.Next() {
 		child := children.Node()
 		// Down to the tables of a service's keys, like env = { A = "b" }.
 		if value.Kind == unstable.InlineTable && len(key.parts) < maxKeyParts {
