@@ -16,8 +16,10 @@ type Runtime interface {
 	// its files, from the store, if the runtime kept nothing of an earlier
 	// start that lets it start without (a compiled program, a build). An
 	// error that is the version's own fault is Problems, located in its
-	// files.
-	Start(ctx context.Context, id Hash, version func(context.Context) (*Version, error)) (Running, error)
+	// files. uses serves the requests the version sends to each service
+	// it uses, by name: to exactly the version of it that the version's
+	// Uses names, and to nothing else.
+	Start(ctx context.Context, id Hash, version func(context.Context) (*Version, error), uses map[string]http.Handler) (Running, error)
 }
 
 // Running is a started version.

@@ -42,11 +42,12 @@ type Deployer struct {
 	follower  *follower
 	stop      context.CancelFunc
 	following sync.WaitGroup
-	// configs is the config of every version the router knows: its kind
-	// says which runtime starts it, and a deploy carries its vars over.
-	configs struct {
+	// known is every version the router knows, without files: its kind
+	// says which runtime starts it, a deploy carries its vars over, and
+	// its uses are what it calls.
+	known struct {
 		sync.Mutex
-		of map[fiat.Hash]fiat.Config
+		of map[fiat.Hash]store.VersionInfo
 	}
 }
 
@@ -81,15 +82,15 @@ func New(ctx context.Context, cfg Config) (*Deployer, *router.Router, error) {
 		logger:    cfg.Logger,
 		addresses: cfg.Addresses,
 	}
-	d.configs.of = map[fiat.Hash]fiat.Config{}
+	d.known.of = map[fiat.Hash]store.VersionInfo{}
 	d.router = router.New(router.Config{Addresses: cfg.Addresses, Load: d.load, Metrics: cfg.Metrics, MaxBody: cfg.MaxBody, Logger: cfg.Logger})
 	state, err := cfg.Store.State(ctx)
 	if err != nil {
 		return nil, nil, err
 	}
 	for _, v := range state.Versions {
-		d.know(v.ID, v.Config)
-		d.router.AddVersion(v.ID, v.Service, nil)
+		d.know(v)
+		d.router.AddVersion(v.ID, v.Service, v.Uses, nil)
 	}
 	if err := d.router.SetEnvs(state.Envs); err != nil {
 		return nil, nil, err
@@ -123,33 +124,40 @@ func (d *Deployer) stopIdle(ctx context.Context, idle time.Duration) {
 	}
 }
 
-// know remembers the config of version id.
-func (d *Deployer) know(id fiat.Hash, config fiat.Config) {
-	d.configs.Lock()
-	defer d.configs.Unlock()
-	d.configs.of[id] = config
+// know remembers version v, which the router is told of.
+func (d *Deployer) know(v store.VersionInfo) {
+	v.Envs = nil
+	d.known.Lock()
+	defer d.known.Unlock()
+	d.known.of[v.ID] = v
+}
+
+// version returns what is known of version id, if the router knows it.
+func (d *Deployer) version(id fiat.Hash) (store.VersionInfo, bool) {
+	d.known.Lock()
+	defer d.known.Unlock()
+	v, ok := d.known.of[id]
+	return v, ok
 }
 
 // config returns the config of version id, if the router knows it.
 func (d *Deployer) config(id fiat.Hash) (fiat.Config, bool) {
-	d.configs.Lock()
-	defer d.configs.Unlock()
-	config, ok := d.configs.of[id]
-	return config, ok
+	v, ok := d.version(id)
+	return v.Config, ok
 }
 
 // load starts a version that is stored but not running, with its kind's
 // runtime, which reads it from the store only if it kept nothing of it.
 func (d *Deployer) load(ctx context.Context, id fiat.Hash) (fiat.Running, error) {
-	config, ok := d.config(id)
+	v, ok := d.version(id)
 	if !ok {
 		return nil, fmt.Errorf("version %s: %w", id, store.ErrNotFound)
 	}
-	rt, err := d.runtime(config.Kind)
+	rt, err := d.runtime(v.Config.Kind)
 	if err != nil {
 		return nil, err
 	}
-	running, err := rt.Start(ctx, id, func(ctx context.Context) (*fiat.Version, error) { return d.store.Version(ctx, id) })
+	running, err := rt.Start(ctx, id, func(ctx context.Context) (*fiat.Version, error) { return d.store.Version(ctx, id) }, d.calls(v.Uses, nil))
 	if err != nil {
 		return nil, err
 	}
@@ -204,6 +212,9 @@ type ServiceResult struct {
 	Name    string    `json:"name"`
 	Version fiat.Hash `json:"version"`
 	Changed bool      `json:"changed"`
+	// Why says what changed the service: "new", "files", "config", "uses
+	// api" (a version it uses changed), or several of them.
+	Why string `json:"why,omitempty"`
 	// Instances is how many instances the env runs, if it was scaled.
 	Instances  *int   `json:"instances,omitempty"`
 	URL        string `json:"url"`
@@ -243,6 +254,7 @@ func (d *Deployer) deploy(ctx context.Context, env string, bundle project.Bundle
 	res := d.result(rec, func(service string) bool {
 		return slices.ContainsFunc(versions, func(v *fiat.Version) bool { return v.Service == service })
 	})
+	d.explain(res, rec, versions)
 	res.DeployMS = millis(time.Since(began))
 	return res, nil
 }
@@ -252,13 +264,18 @@ func (d *Deployer) deploy(ctx context.Context, env string, bundle project.Bundle
 // config set beside it.
 func (d *Deployer) carryVars(env string, versions []*fiat.Version) {
 	at, _ := d.router.Env(env)
+	carried := false
 	for _, v := range versions {
 		current, ok := d.config(at.Services[v.Service])
 		if !ok || len(current.Vars) == 0 {
 			continue
 		}
 		v.Config.Vars, v.Config.Secrets = maps.Clone(current.Vars), slices.Clone(current.Secrets)
-		v.ID = fiat.HashVersion(v)
+		carried = true
+	}
+	if carried {
+		// Their users change with them.
+		fiat.HashSet(versions)
 	}
 }
 
@@ -332,30 +349,43 @@ func (d *Deployer) commitDeploy(ctx context.Context, env string, versions, fresh
 	}
 }
 
-// validate starts and tests each version with its kind's runtime. It
+// validate starts and tests each version with its kind's runtime, each
+// after the versions of the set it uses, which its tests may call. It
 // returns the started versions, and the problems of the others by
 // service, their paths relative to the service's dir.
 func (d *Deployer) validate(ctx context.Context, versions []*fiat.Version) (map[fiat.Hash]fiat.Running, map[string]fiat.Problems) {
 	ready := map[fiat.Hash]fiat.Running{}
 	problems := map[string]fiat.Problems{}
-	for _, v := range versions {
-		running, err := d.start(ctx, v)
+	// The versions started so far may be called while the next ones start.
+	var mu sync.Mutex
+	pending := func(id fiat.Hash) fiat.Running {
+		mu.Lock()
+		defer mu.Unlock()
+		return ready[id]
+	}
+	for _, v := range usedFirst(versions) {
+		if slices.ContainsFunc(slices.Collect(maps.Keys(v.Uses)), func(used string) bool { return problems[used] != nil }) {
+			continue // what it uses failed: their problems are its
+		}
+		running, err := d.start(ctx, v, pending)
 		if err != nil {
 			problems[v.Service] = asProblems(v, err)
 			continue
 		}
+		mu.Lock()
 		ready[v.ID] = running
+		mu.Unlock()
 	}
 	return ready, problems
 }
 
 // start starts v and runs its tests.
-func (d *Deployer) start(ctx context.Context, v *fiat.Version) (fiat.Running, error) {
+func (d *Deployer) start(ctx context.Context, v *fiat.Version, pending func(fiat.Hash) fiat.Running) (fiat.Running, error) {
 	rt, err := d.runtime(v.Config.Kind)
 	if err != nil {
 		return nil, err
 	}
-	running, err := rt.Start(ctx, v.ID, func(context.Context) (*fiat.Version, error) { return v, nil })
+	running, err := rt.Start(ctx, v.ID, func(context.Context) (*fiat.Version, error) { return v, nil }, d.calls(v.Uses, pending))
 	if err != nil {
 		return nil, err
 	}
@@ -444,7 +474,10 @@ func (d *Deployer) Close() {
 func (d *Deployer) Rollback(ctx context.Context, env, service, to string) (Result, error) {
 	return d.change(ctx, "rollback", env, func() (store.Change, error) {
 		if to == "" {
-			return store.Change{Env: env, Kind: "rollback", Undo: []string{service}}, nil
+			// The services that call this version go back with it, to
+			// the versions that called the one it goes back to.
+			at, _ := d.router.Env(env)
+			return store.Change{Env: env, Kind: "rollback", Undo: append([]string{service}, d.callersOf(at, service)...)}, nil
 		}
 		if err := fiat.CheckHashPrefix(to); err != nil {
 			return store.Change{}, fmt.Errorf("%w: %v", ErrInvalid, err)

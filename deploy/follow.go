@@ -39,7 +39,7 @@ type follower struct {
 	started map[fiat.Hash]fiat.Running
 	// know is told the kind of every version applied, and load starts a
 	// version another node stored.
-	know func(id fiat.Hash, config fiat.Config)
+	know func(store.VersionInfo)
 	load func(ctx context.Context, id fiat.Hash) (fiat.Running, error)
 }
 
@@ -47,7 +47,7 @@ type follower struct {
 const batch = 256
 
 func newFollower(s store.Store, r *router.Router, m *metrics.Metrics, logger *slog.Logger, position int64,
-	know func(fiat.Hash, fiat.Config), load func(context.Context, fiat.Hash) (fiat.Running, error)) *follower {
+	know func(store.VersionInfo), load func(context.Context, fiat.Hash) (fiat.Running, error)) *follower {
 	return &follower{store: s, router: r, metrics: m, logger: logger, position: position, applied: make(chan struct{}), started: map[fiat.Hash]fiat.Running{}, know: know, load: load}
 }
 
@@ -117,10 +117,10 @@ func (f *follower) prepare(ctx context.Context, recs []store.Record) map[fiat.Ha
 			served[id] = true
 		}
 	}
-	configs := map[fiat.Hash]fiat.Config{}
+	stored := map[fiat.Hash]store.VersionInfo{}
 	for _, rec := range recs {
 		for _, v := range rec.Versions {
-			configs[v.ID] = v.Config
+			stored[v.ID] = v
 		}
 	}
 	prepared := map[fiat.Hash]fiat.Running{}
@@ -131,8 +131,8 @@ func (f *follower) prepare(ctx context.Context, recs []store.Record) map[fiat.Ha
 		if started || f.router.IsRunning(id) {
 			continue
 		}
-		if config, ok := configs[id]; ok {
-			f.know(id, config)
+		if v, ok := stored[id]; ok {
+			f.know(v)
 		}
 		running, err := f.load(ctx, id)
 		if err != nil {
@@ -177,12 +177,12 @@ func (f *follower) forget(ready map[fiat.Hash]fiat.Running) {
 func (f *follower) apply(rec store.Record, prepared map[fiat.Hash]fiat.Running) {
 	before, _ := f.router.Env(rec.Env)
 	for _, v := range rec.Versions {
-		f.know(v.ID, v.Config)
+		f.know(v)
 		h, ok := f.started[v.ID]
 		if !ok {
 			h = prepared[v.ID]
 		}
-		f.router.AddVersion(v.ID, v.Service, h)
+		f.router.AddVersion(v.ID, v.Service, v.Uses, h)
 		delete(f.started, v.ID)
 		delete(prepared, v.ID)
 	}
@@ -238,8 +238,8 @@ func (f *follower) reload() error {
 		return err
 	}
 	for _, v := range state.Versions {
-		f.know(v.ID, v.Config)
-		f.router.AddVersion(v.ID, v.Service, f.started[v.ID])
+		f.know(v)
+		f.router.AddVersion(v.ID, v.Service, v.Uses, f.started[v.ID])
 	}
 	return f.router.SetEnvs(state.Envs)
 }

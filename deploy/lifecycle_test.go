@@ -2,6 +2,7 @@ package deploy
 
 import (
 	"context"
+	"net/http"
 	"path/filepath"
 	"sync"
 	"testing"
@@ -19,8 +20,8 @@ type counting struct {
 	starts, stops map[fiat.Hash]int
 }
 
-func (c *counting) Start(ctx context.Context, id fiat.Hash, version func(context.Context) (*fiat.Version, error)) (fiat.Running, error) {
-	running, err := c.Runtime.Start(ctx, id, version)
+func (c *counting) Start(ctx context.Context, id fiat.Hash, version func(context.Context) (*fiat.Version, error), uses map[string]http.Handler) (fiat.Running, error) {
+	running, err := c.Runtime.Start(ctx, id, version, uses)
 	if err != nil {
 		return nil, err
 	}

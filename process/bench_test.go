@@ -32,7 +32,7 @@ func BenchmarkProxyVsNginx(b *testing.B) {
 	p.setBackends([]string{backend})
 	id := fiat.Hash("aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa")
 	r := router.New(router.Config{Addresses: fiat.Addresses{Domain: "localhost"}, Metrics: metrics.New(), MaxBody: 1 << 20})
-	r.AddVersion(id, "bench", &running{proxy: p, group: &group{}, cfg: fiat.Config{}})
+	r.AddVersion(id, "bench", nil, &running{proxy: p, group: &group{}, cfg: fiat.Config{}})
 	if err := r.SetEnvs([]fiat.Env{{Name: fiat.Production, Services: map[string]fiat.Hash{"bench": id}}}); err != nil {
 		b.Fatal(err)
 	}

@@ -29,9 +29,11 @@ type group struct {
 	service string
 	dir     string
 	cfg     fiat.Config
-	owner   user
-	limits  *limiter
-	logs    *logBook
+	// links reach the versions it uses.
+	links  *links
+	owner  user
+	limits *limiter
+	logs   *logBook
 	// changed is told the web instances ready, whenever they change.
 	changed func(backends []string)
 
@@ -321,7 +323,7 @@ func (i *instance) start(boot io.Writer) (*exec.Cmd, int, chan struct{}, error) 
 	}
 	cmd := exec.Command("/bin/sh", "-c", join+"exec "+i.command)
 	cmd.Dir = g.dir
-	cmd.Env = instanceEnv(g.cfg, g.dir)
+	cmd.Env = g.environ()
 	if i.web {
 		cmd.Env = append(cmd.Env, "PORT="+strconv.Itoa(port))
 	}
@@ -355,12 +357,13 @@ func (i *instance) start(boot io.Writer) (*exec.Cmd, int, chan struct{}, error) 
 	return cmd, port, exited, nil
 }
 
-// instanceEnv is all an instance sees of the world: PATH, HOME, its
-// service's config and, for a web instance, PORT.
-func instanceEnv(cfg fiat.Config, dir string) []string {
-	env := []string{"PATH=" + defaultPath, "HOME=" + dir}
-	for key, value := range cfg.Environ() {
-		env = append(env, key+"="+value)
+// environ is all an instance sees of the world: PATH, HOME, its
+// service's config with the addresses of what it uses filled in and, for
+// a web instance, PORT.
+func (g *group) environ() []string {
+	env := []string{"PATH=" + defaultPath, "HOME=" + g.dir}
+	for key, value := range g.cfg.Environ() {
+		env = append(env, key+"="+fiat.Interpolate(value, g.links.url))
 	}
 	return env
 }

@@ -87,7 +87,7 @@ func newVersion(service string, env map[string]string, change func(*fiat.Process
 
 func start(t *testing.T, r *Runtime, v *fiat.Version) *running {
 	t.Helper()
-	started, err := r.Start(t.Context(), v.ID, func(context.Context) (*fiat.Version, error) { return v, nil })
+	started, err := r.Start(t.Context(), v.ID, func(context.Context) (*fiat.Version, error) { return v, nil }, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -171,7 +171,7 @@ func TestBuildsOnce(t *testing.T) {
 	}
 	started, err := again.Start(t.Context(), v.ID, func(context.Context) (*fiat.Version, error) {
 		return nil, errors.New("the store was read for a version built already")
-	})
+	}, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -199,7 +199,7 @@ func TestRefusals(t *testing.T) {
 			[]string{`did not answer 2xx at health = "/unhealthy" within start_timeout = "1s"`, "listening on"}},
 	} {
 		v := newVersion("app", tc.env, tc.change)
-		_, err := r.Start(t.Context(), v.ID, func(context.Context) (*fiat.Version, error) { return v, nil })
+		_, err := r.Start(t.Context(), v.ID, func(context.Context) (*fiat.Version, error) { return v, nil }, nil)
 		for _, want := range tc.want {
 			if err == nil || !strings.Contains(err.Error(), want) {
 				t.Errorf("%s: %v, want an error saying %q", name, err, want)

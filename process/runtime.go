@@ -56,7 +56,7 @@ func NewRuntime(dir string, builds Builds, logger *slog.Logger) (*Runtime, error
 
 // Start builds version id unless it is built, and starts its instances,
 // returning once they are all ready.
-func (r *Runtime) Start(ctx context.Context, id fiat.Hash, version func(context.Context) (*fiat.Version, error)) (fiat.Running, error) {
+func (r *Runtime) Start(ctx context.Context, id fiat.Hash, version func(context.Context) (*fiat.Version, error), uses map[string]http.Handler) (fiat.Running, error) {
 	if err := r.checkReachable(); err != nil {
 		return nil, err
 	}
@@ -64,14 +64,20 @@ func (r *Runtime) Start(ctx context.Context, id fiat.Hash, version func(context.
 	if err != nil {
 		return nil, err
 	}
-	service, cfg := built.Service, built.Config
-	v := &running{proxy: newProxy(service, id.Short()), cfg: cfg}
-	v.group = &group{id: id, service: service, dir: dir, cfg: cfg, owner: r.owner(service), limits: r.limits, logs: newLogBook(id, filepath.Join(r.paths.logs, service, id.Short()+".log")), changed: v.proxy.setBackends}
-	if err := v.group.scale(ctx, cfg.Process.Instances); err != nil {
+	links, err := openLinks(uses)
+	if err != nil {
 		return nil, err
 	}
-	if err := v.group.startWorkers(ctx); err != nil {
+	service, cfg := built.Service, built.Config
+	v := &running{proxy: newProxy(service, id.Short()), cfg: cfg, links: links}
+	v.group = &group{id: id, service: service, dir: dir, cfg: cfg, links: links, owner: r.owner(service), limits: r.limits, logs: newLogBook(id, filepath.Join(r.paths.logs, service, id.Short()+".log")), changed: v.proxy.setBackends}
+	err = v.group.scale(ctx, cfg.Process.Instances)
+	if err == nil {
+		err = v.group.startWorkers(ctx)
+	}
+	if err != nil {
 		v.group.stop()
+		links.close(context.Background())
 		return nil, err
 	}
 	return v, nil
@@ -113,6 +119,7 @@ type running struct {
 	proxy *proxy
 	group *group
 	cfg   fiat.Config
+	links *links
 }
 
 var (
@@ -134,7 +141,7 @@ func (v *running) Test(ctx context.Context) error {
 	out := newTail(buildTailBytes)
 	cmd := exec.CommandContext(ctx, "/bin/sh", "-c", release)
 	cmd.Dir = g.dir
-	cmd.Env = instanceEnv(v.cfg, g.dir)
+	cmd.Env = g.environ()
 	cmd.Stdout, cmd.Stderr = out, out
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Credential: g.owner.credential()}
 	cmd.Cancel = func() error { return syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL) }
@@ -151,6 +158,9 @@ func (v *running) Stop(ctx context.Context) error {
 	defer cancel()
 	v.proxy.drain(drain)
 	v.group.stop()
+	// Its instances are gone: what they had sent to the versions they
+	// use is answered, or never will be.
+	v.links.close(drain)
 	v.group.logs.close()
 	v.proxy.close()
 	return nil

@@ -9,6 +9,7 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"maps"
 	"net"
 	"net/http"
 	"slices"
@@ -81,10 +82,11 @@ func New(cfg Config) *Router {
 	return r
 }
 
-// AddVersion makes a stored version routable at its version address. If
-// started is nil the version is started by the Loader on its first request;
-// if the version runs already, started is stopped.
-func (r *Router) AddVersion(id fiat.Hash, service string, started fiat.Running) {
+// AddVersion makes a stored version routable at its version address;
+// uses are the versions it calls. If started is nil the version is started
+// by the Loader on its first request; if the version runs already, started
+// is stopped.
+func (r *Router) AddVersion(id fiat.Hash, service string, uses map[string]fiat.Hash, started fiat.Running) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	v := r.versions[id]
@@ -92,6 +94,7 @@ func (r *Router) AddVersion(id fiat.Hash, service string, started fiat.Running) 
 		v = &version{
 			id:      id,
 			service: service,
+			uses:    slices.Collect(maps.Values(uses)),
 			header:  []string{id.Short()},
 		}
 		r.versions[id] = v
@@ -196,6 +199,25 @@ func (r *Router) Running(env, service string) fiat.Running {
 	return nil
 }
 
+// Version returns the handler of version id of service, which serves a
+// request to exactly that version as its version address does, or nil if
+// the router does not know the version. Versions call the versions they
+// use through it.
+func (r *Router) Version(service string, id fiat.Hash) http.Handler {
+	found, ok := r.versionAddrs.Load(versionKey{service, id.Short()})
+	if !ok || found.(*version).id != id {
+		return nil
+	}
+	return versionHandler{found.(*version), r}
+}
+
+type versionHandler struct {
+	v *version
+	r *Router
+}
+
+func (h versionHandler) ServeHTTP(w http.ResponseWriter, req *http.Request) { h.v.serve(w, req, h.r) }
+
 // Knows reports whether a version has been added.
 func (r *Router) Knows(id fiat.Hash) bool {
 	r.mu.Lock()
@@ -235,7 +257,9 @@ func (r *Router) notFound(w http.ResponseWriter, host string) {
 type version struct {
 	id      fiat.Hash
 	service string
-	header  []string // the Fiat-Version header's value, shared by every response
+	// uses are the versions it calls.
+	uses   []fiat.Hash
+	header []string // the Fiat-Version header's value, shared by every response
 	// metrics are made at the version's first request, so that a version
 	// nobody requests adds no series to /metrics, however many there are.
 	metrics atomic.Pointer[metrics.Version]

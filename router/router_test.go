@@ -58,8 +58,8 @@ func get(t *testing.T, h http.Handler, host string) *httptest.ResponseRecorder {
 
 func TestRoutesEveryAddress(t *testing.T) {
 	r := newRouter(nil)
-	r.AddVersion(v1, "hello", says("one"))
-	r.AddVersion(v2, "hello", says("two"))
+	r.AddVersion(v1, "hello", nil, says("one"))
+	r.AddVersion(v2, "hello", nil, says("two"))
 	if err := r.SetEnvs([]fiat.Env{
 		{Name: "production", Services: map[string]fiat.Hash{"hello": v1}},
 		{Name: "staging", Services: map[string]fiat.Hash{"hello": v2}},
@@ -88,7 +88,7 @@ func TestRoutesEveryAddress(t *testing.T) {
 
 func TestUnknownHostsAre404WithAHint(t *testing.T) {
 	r := newRouter(nil)
-	r.AddVersion(v1, "hello", says("one"))
+	r.AddVersion(v1, "hello", nil, says("one"))
 	r.SetEnvs([]fiat.Env{{Name: "production", Services: map[string]fiat.Hash{"hello": v1}}})
 	for _, host := range []string{"nope.localhost:8080", "hello--staging.localhost", "nope-" + v1.Short() + ".localhost", "hello.example.com", "localhost:8080"} {
 		w := get(t, r, host)
@@ -100,8 +100,8 @@ func TestUnknownHostsAre404WithAHint(t *testing.T) {
 
 func TestSwitchAndDelete(t *testing.T) {
 	r := newRouter(nil)
-	r.AddVersion(v1, "hello", says("one"))
-	r.AddVersion(v2, "hello", says("two"))
+	r.AddVersion(v1, "hello", nil, says("one"))
+	r.AddVersion(v2, "hello", nil, says("two"))
 	r.SetEnvs([]fiat.Env{{Name: "staging", Services: map[string]fiat.Hash{"hello": v1}}})
 	r.SetEnvs([]fiat.Env{{Name: "staging", Services: map[string]fiat.Hash{"hello": v2}}})
 	if w := get(t, r, "hello--staging.localhost"); w.Body.String() != "two" {
@@ -127,7 +127,7 @@ func TestStartsVersionsLazilyOnce(t *testing.T) {
 		}
 		return says("loaded " + id.Short()), nil
 	})
-	r.AddVersion(v1, "hello", nil)
+	r.AddVersion(v1, "hello", nil, nil)
 	r.SetEnvs([]fiat.Env{{Name: "production", Services: map[string]fiat.Hash{"hello": v1}}})
 	if w := get(t, r, "hello.localhost"); w.Code != http.StatusServiceUnavailable {
 		t.Errorf("failed start: %d %q, want 503", w.Code, w.Body)
@@ -150,7 +150,7 @@ func TestStartsVersionsLazilyOnce(t *testing.T) {
 
 func TestBodyLimit(t *testing.T) {
 	r := newRouter(nil)
-	r.AddVersion(v1, "hello", handlerFunc(func(w http.ResponseWriter, req *http.Request) {
+	r.AddVersion(v1, "hello", nil, handlerFunc(func(w http.ResponseWriter, req *http.Request) {
 		if _, err := io.ReadAll(req.Body); err != nil {
 			var tooLarge *http.MaxBytesError
 			if errors.As(err, &tooLarge) {
@@ -182,7 +182,7 @@ func TestBodyLimit(t *testing.T) {
 
 func BenchmarkRoute(b *testing.B) {
 	r := newRouter(nil)
-	r.AddVersion(v1, "hello", handlerFunc(func(w http.ResponseWriter, r *http.Request) {}))
+	r.AddVersion(v1, "hello", nil, handlerFunc(func(w http.ResponseWriter, r *http.Request) {}))
 	r.SetEnvs([]fiat.Env{{Name: "production", Services: map[string]fiat.Hash{"hello": v1}}})
 	req := httptest.NewRequest("GET", "http://hello.localhost:8080/", nil)
 	w := &discard{h: http.Header{}}
@@ -204,8 +204,8 @@ func (d *discard) WriteHeader(int)             {}
 func TestMetricsOnlyForRequestedVersions(t *testing.T) {
 	m := metrics.New()
 	r := New(Config{Addresses: fiat.Addresses{Domain: "localhost"}, Metrics: m, MaxBody: 10})
-	r.AddVersion(v1, "hello", says("one"))
-	r.AddVersion(v2, "hello", says("two"))
+	r.AddVersion(v1, "hello", nil, says("one"))
+	r.AddVersion(v2, "hello", nil, says("two"))
 	get(t, r, "hello-"+v1.Short()+".localhost")
 	w := httptest.NewRecorder()
 	m.Handler().ServeHTTP(w, httptest.NewRequest("GET", "/metrics", nil))
@@ -223,7 +223,7 @@ func TestMetricsOnlyForRequestedVersions(t *testing.T) {
 // header of the handler's, and never an informational status.
 func TestHandlerCannotForgeFiatHeaders(t *testing.T) {
 	r := newRouter(nil)
-	r.AddVersion(v1, "hello", handlerFunc(func(w http.ResponseWriter, req *http.Request) {
+	r.AddVersion(v1, "hello", nil, handlerFunc(func(w http.ResponseWriter, req *http.Request) {
 		h := w.Header()
 		h.Set("Fiat-Version", v2.Short())
 		h["fiat-version"] = []string{"forged"}
@@ -235,7 +235,7 @@ func TestHandlerCannotForgeFiatHeaders(t *testing.T) {
 		w.WriteHeader(http.StatusTeapot)
 		io.WriteString(w, "body")
 	}))
-	r.AddVersion(v2, "quiet", handlerFunc(func(w http.ResponseWriter, req *http.Request) {
+	r.AddVersion(v2, "quiet", nil, handlerFunc(func(w http.ResponseWriter, req *http.Request) {
 		w.Header().Set("Fiat-Version", "forged")
 	}))
 	r.SetEnvs([]fiat.Env{{Name: "production", Services: map[string]fiat.Hash{"hello": v1, "quiet": v2}}})
@@ -266,8 +266,8 @@ func TestHandlerCannotForgeFiatHeaders(t *testing.T) {
 // label (which deploys refuse, but the router must not rely on it).
 func TestVersionAddressCannotBeTaken(t *testing.T) {
 	r := newRouter(nil)
-	r.AddVersion(v1, "pay", says("real"))
-	r.AddVersion(v2, "pay-"+v1.Short(), says("impostor"))
+	r.AddVersion(v1, "pay", nil, says("real"))
+	r.AddVersion(v2, "pay-"+v1.Short(), nil, says("impostor"))
 	r.SetEnvs([]fiat.Env{{Name: "production", Services: map[string]fiat.Hash{"pay": v1, "pay-" + v1.Short(): v2}}})
 	if w := get(t, r, "pay-"+v1.Short()+".localhost"); w.Body.String() != "real" {
 		t.Errorf("version address answered %q, want the version itself", w.Body)
@@ -296,7 +296,7 @@ func TestVersionThatCannotStartSaysNothingOfWhy(t *testing.T) {
 		Metrics: metrics.New(),
 		Logger:  slog.New(slog.NewTextHandler(&log, nil)),
 	})
-	r.AddVersion(v1, "hello", nil)
+	r.AddVersion(v1, "hello", nil, nil)
 	if err := r.SetEnvs([]fiat.Env{{Name: "production", Services: map[string]fiat.Hash{"hello": v1}}}); err != nil {
 		t.Fatal(err)
 	}

@@ -2,36 +2,74 @@ package router
 
 import (
 	"context"
+	"slices"
+	"sync"
 	"time"
 
 	"github.com/fiatdev/fiat"
 )
 
-// Versions that no env uses are stopped here, the one place that knows
-// who uses a running version: every env's table and every request. A
-// stopped version keeps its addresses: its next request starts it again.
+// Versions that nothing uses are stopped here, the one place that knows
+// who uses a running version: every env's table, the versions they call,
+// the versions running versions call, and every request. A stopped version
+// keeps its addresses: its next request starts it again.
 
-// Retire stops the versions ids that no env uses any more, once the
-// requests they are serving are answered: a change switched envs away from
-// them.
+// Retire stops the versions ids that nothing uses any more, once the
+// requests they are serving are answered: a change switched envs away
+// from them. Callers stop before the versions they call, so a request
+// that crosses several services finishes everywhere.
 func (r *Router) Retire(ids ...fiat.Hash) {
-	used := r.used()
 	r.mu.Lock()
 	defer r.mu.Unlock()
+	leaving := map[*version]bool{}
 	for _, id := range ids {
-		if v := r.versions[id]; v != nil && !used[v] {
-			go r.stop(v)
+		if v := r.versions[id]; v != nil {
+			leaving[v] = true
 		}
+	}
+	used := r.used(leaving)
+	var stopping []*version
+	for v := range leaving {
+		if !used[v] {
+			stopping = append(stopping, v)
+		}
+	}
+	if len(stopping) > 0 {
+		go r.stopInOrder(stopping)
 	}
 }
 
-// StopIdle stops the running versions that no env uses and that no
+// stopInOrder stops versions in waves: each wave those that no version
+// still to stop calls.
+func (r *Router) stopInOrder(versions []*version) {
+	for len(versions) > 0 {
+		var wave, rest []*version
+		for _, v := range versions {
+			if slices.ContainsFunc(versions, func(caller *version) bool { return slices.Contains(caller.uses, v.id) }) {
+				rest = append(rest, v)
+			} else {
+				wave = append(wave, v)
+			}
+		}
+		if len(wave) == 0 { // only a cycle, which uses never form
+			wave, rest = rest, nil
+		}
+		var stopped sync.WaitGroup
+		for _, v := range wave {
+			stopped.Go(func() { r.stop(v) })
+		}
+		stopped.Wait()
+		versions = rest
+	}
+}
+
+// StopIdle stops the running versions that nothing uses and that no
 // request has used for idle.
 func (r *Router) StopIdle(idle time.Duration) {
-	used := r.used()
 	before := time.Now().Add(-idle).UnixNano()
 	r.mu.Lock()
 	defer r.mu.Unlock()
+	used := r.used(nil)
 	for _, v := range r.versions {
 		if v.running.Load() != nil && !used[v] && v.lastUsed.Load() < before {
 			go r.stop(v)
@@ -39,17 +77,17 @@ func (r *Router) StopIdle(idle time.Duration) {
 	}
 }
 
-// makeRoom stops the version no env uses that had a request the longest
-// ago, if starting v, which no env uses either, would run more than
+// makeRoom stops the version nothing uses that had a request the longest
+// ago, if starting v, which nothing uses either, would run more than
 // MaxUnused of them: requests to old versions' addresses, however many a
 // client knows, start a bounded number of them.
 func (r *Router) makeRoom(v *version) {
-	used := r.used()
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	used := r.used(nil)
 	if used[v] {
 		return
 	}
-	r.mu.Lock()
-	defer r.mu.Unlock()
 	var oldest *version
 	running := 0
 	for _, other := range r.versions {
@@ -66,11 +104,34 @@ func (r *Router) makeRoom(v *version) {
 	}
 }
 
-// used is the set of versions some env uses now.
-func (r *Router) used() map[*version]bool {
+// used is the set of versions that envs serve, that running versions
+// other than those leaving call, and that those call in turn. r.mu is
+// held.
+func (r *Router) used(leaving map[*version]bool) map[*version]bool {
 	used := map[*version]bool{}
-	for _, v := range r.envs.Load().services {
+	var use func(v *version)
+	use = func(v *version) {
+		if used[v] {
+			return
+		}
 		used[v] = true
+		for _, id := range v.uses {
+			if callee := r.versions[id]; callee != nil {
+				use(callee)
+			}
+		}
+	}
+	for _, v := range r.envs.Load().services {
+		use(v)
+	}
+	for _, v := range r.versions {
+		if v.running.Load() != nil && !leaving[v] {
+			for _, id := range v.uses {
+				if callee := r.versions[id]; callee != nil {
+					use(callee)
+				}
+			}
+		}
 	}
 	return used
 }

@@ -42,9 +42,9 @@ func TestRetireStopsWhatNoEnvUses(t *testing.T) {
 		w.Write([]byte("slow v1"))
 	})}
 	one, two := says("two"), says("three")
-	r.AddVersion(v1, "hello", slow)
-	r.AddVersion(v2, "hello", one)
-	r.AddVersion(v3, "hello", two)
+	r.AddVersion(v1, "hello", nil, slow)
+	r.AddVersion(v2, "hello", nil, one)
+	r.AddVersion(v3, "hello", nil, two)
 	if err := r.SetEnvs([]fiat.Env{
 		{Name: "production", Services: map[string]fiat.Hash{"hello": v1}},
 		{Name: "staging", Services: map[string]fiat.Hash{"hello": v3}},
@@ -86,9 +86,9 @@ func TestRetireStopsWhatNoEnvUses(t *testing.T) {
 func TestStopIdle(t *testing.T) {
 	r := newRouter(nil)
 	idle, busy, serving := says("idle"), says("busy"), says("serving")
-	r.AddVersion(v1, "hello", idle)
-	r.AddVersion(v2, "hello", busy)
-	r.AddVersion(v3, "hello", serving)
+	r.AddVersion(v1, "hello", nil, idle)
+	r.AddVersion(v2, "hello", nil, busy)
+	r.AddVersion(v3, "hello", nil, serving)
 	if err := r.SetEnvs([]fiat.Env{{Name: "production", Services: map[string]fiat.Hash{"hello": v3}}}); err != nil {
 		t.Fatal(err)
 	}
@@ -126,10 +126,10 @@ func TestRequestsStartBoundedOldVersions(t *testing.T) {
 		}})
 	old := []fiat.Hash{v1, v2, v3}
 	for _, id := range old {
-		r.AddVersion(id, "hello", nil)
+		r.AddVersion(id, "hello", nil, nil)
 	}
 	current := says("current")
-	r.AddVersion(v4, "hello", current)
+	r.AddVersion(v4, "hello", nil, current)
 	if err := r.SetEnvs([]fiat.Env{{Name: fiat.Production, Services: map[string]fiat.Hash{"hello": v4}}}); err != nil {
 		t.Fatal(err)
 	}

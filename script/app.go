@@ -19,6 +19,8 @@ type Options struct {
 	// Logger receives the service's log: log() calls and failed requests.
 	// nil means slog.Default().
 	Logger *slog.Logger
+	// Uses serves the requests to each service the version uses, by name.
+	Uses map[string]http.Handler
 }
 
 // App is a started version: its top level has run, its globals are frozen
@@ -28,6 +30,8 @@ type App struct {
 	// logger is the service's log, with the service and version attributes.
 	logger *slog.Logger
 	mux    *http.ServeMux
+	// services is its `services`, which call what it uses.
+	services *services
 	// modules are the modules the top level loaded, frozen.
 	modules map[string]*module
 	workers sync.Pool // of *worker
@@ -44,11 +48,12 @@ func (p *Program) Start(opts Options) (*App, error) {
 		logger: logger.With("service", p.service, "version", p.id.Short()),
 		mux:    http.NewServeMux(),
 	}
+	a.services = newServices(opts.Uses)
 	a.workers.New = func() any { return newWorker(a) }
 
 	h := newHost(a)
 	h.routes = &routeTable{mux: a.mux}
-	l := &loader{prog: p, done: map[string]*module{}}
+	l := &loader{app: a, prog: p, done: map[string]*module{}}
 	h.thread.Load = l.load
 	err := h.run(func() error {
 		_, err := l.load(&h.thread, mainModule)
@@ -116,6 +121,7 @@ type module struct {
 // its globals. Compile has checked that every load names a module of the
 // version and that there are no cycles.
 type loader struct {
+	app  *App
 	prog *Program
 	done map[string]*module
 	// started are the modules of a started App, which tests load as they
@@ -133,7 +139,7 @@ func (l *loader) load(thread *starlark.Thread, name string) (starlark.StringDict
 		m = l.done[path]
 	}
 	if m == nil {
-		globals, err := l.prog.modules[path].Init(thread, predeclaredFor(path))
+		globals, err := l.prog.modules[path].Init(thread, l.app.predeclaredFor(path))
 		globals.Freeze()
 		m = &module{globals, err}
 		l.done[path] = m

@@ -28,6 +28,9 @@ var predeclared = starlark.StringDict{
 	"log":      starlark.NewBuiltin("log", logBuiltin),
 	"config":   starlark.NewBuiltin("config", configBuiltin),
 	"response": starlark.NewBuiltin("response", responseBuiltin),
+	// Each version has its own (App.predeclared): this one, which uses
+	// nothing, lets modules compile before the version runs.
+	"services": newServices(nil),
 	"http": &starlarkstruct.Module{Name: "http", Members: starlark.StringDict{
 		"route":  starlark.NewBuiltin("http.route", routeBuiltin),
 		"static": starlark.NewBuiltin("http.static", staticBuiltin),
@@ -50,6 +53,14 @@ func predeclaredFor(path string) starlark.StringDict {
 		return testPredeclared
 	}
 	return predeclared
+}
+
+// predeclaredFor is what the module at path sees in this App: its
+// `services` reach the versions this one uses.
+func (a *App) predeclaredFor(path string) starlark.StringDict {
+	d := maps.Clone(predeclaredFor(path))
+	d["services"] = a.services
+	return d
 }
 
 // host is fiat's side of one Starlark thread. Every host function reaches
@@ -76,6 +87,8 @@ type host struct {
 	test string
 	// req is the request the host runs, if it runs one.
 	req *http.Request
+	// deadline is when the run's time limit ends, if it has one.
+	deadline time.Time
 	// failedRequests describe the last requests a test made that failed.
 	failedRequests []string
 }
@@ -137,6 +150,7 @@ func (h *host) begin() {
 	h.thread.Uncancel()
 	if h.timer != nil {
 		h.timer.Reset(h.app.prog.config.Timeout)
+		h.deadline = time.Now().Add(h.app.prog.config.Timeout)
 	}
 }
 

@@ -3,6 +3,7 @@ package script
 import (
 	"context"
 	"log/slog"
+	"net/http"
 	"sync"
 
 	"github.com/fiatdev/fiat"
@@ -35,7 +36,7 @@ func NewRuntime(programs *Cache, logger *slog.Logger) *Runtime {
 // Start starts version id from its compiled program if the cache has it,
 // else compiles it, taking the modules it does not change from its
 // service's last version compiled.
-func (r *Runtime) Start(ctx context.Context, id fiat.Hash, version func(context.Context) (*fiat.Version, error)) (fiat.Running, error) {
+func (r *Runtime) Start(ctx context.Context, id fiat.Hash, version func(context.Context) (*fiat.Version, error), uses map[string]http.Handler) (fiat.Running, error) {
 	prog, err := r.programs.Get(id)
 	if err != nil {
 		v, err := version(ctx)
@@ -59,7 +60,7 @@ func (r *Runtime) Start(ctx context.Context, id fiat.Hash, version func(context.
 			}
 		})
 	}
-	app, err := prog.Start(Options{Logger: r.logger})
+	app, err := prog.Start(Options{Logger: r.logger, Uses: uses})
 	if err != nil {
 		return nil, err
 	}

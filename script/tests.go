@@ -5,7 +5,6 @@ import (
 	"context"
 	"fmt"
 	"net/http"
-	"net/http/httptest"
 	"slices"
 	"strings"
 
@@ -20,7 +19,7 @@ import (
 // It returns nil when every test passes or there are none, and ctx's error
 // if ctx ends first.
 func (a *App) Test(ctx context.Context) error {
-	l := &loader{prog: a.prog, done: map[string]*module{}, started: a.modules}
+	l := &loader{app: a, prog: a.prog, done: map[string]*module{}, started: a.modules}
 	var problems fiat.Problems
 	for _, path := range a.prog.testFiles() {
 		var globals starlark.StringDict
@@ -138,34 +137,5 @@ func appRequest(thread *starlark.Thread, b *starlark.Builtin, args starlark.Tupl
 
 // fetch makes a request to the App in process, for a test.
 func (h *host) fetch(fn, method, path string, body starlark.Value, headers *starlark.Dict) (starlark.Value, error) {
-	if !strings.HasPrefix(path, "/") {
-		return nil, fmt.Errorf("%s: path %q must start with \"/\"", fn, path)
-	}
-	header, err := headerOf(fn, headers)
-	if err != nil {
-		return nil, err
-	}
-	text, isJSON, err := bodyText(&h.thread, fn, body)
-	if err != nil {
-		return nil, err
-	}
-	if isJSON && header.Get("Content-Type") == "" {
-		header["Content-Type"] = applicationJSON
-	}
-	req, err := http.NewRequestWithContext(h.ctx, method, path, strings.NewReader(text))
-	if err != nil {
-		return nil, fmt.Errorf("%s: %v", fn, err)
-	}
-	req.Header = header
-	rec := httptest.NewRecorder()
-	h.app.ServeHTTP(rec, req)
-	// The body was recorded, then is copied to a string.
-	if err := h.thread.AddAllocs(2 * uint64(rec.Body.Len())); err != nil {
-		return nil, err
-	}
-	answer := rec.Body.String()
-	if rec.Code >= http.StatusInternalServerError {
-		h.noteFailure(method, path, rec.Code, answer)
-	}
-	return &response{status: rec.Code, header: rec.Header(), body: answer}, nil
+	return h.send(h.ctx, fn, h.app, method, path, body, headers)
 }

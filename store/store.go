@@ -150,7 +150,9 @@ type VersionInfo struct {
 	ID      fiat.Hash   `json:"id"`
 	Service string      `json:"service"`
 	Config  fiat.Config `json:"config"`
-	Created time.Time   `json:"created"`
+	// Uses maps each service the version calls to the version it calls.
+	Uses    map[string]fiat.Hash `json:"uses,omitempty"`
+	Created time.Time            `json:"created"`
 	// Envs lists the envs now pointing at this version (Versions only).
 	Envs []string `json:"envs"`
 }

@@ -181,7 +181,7 @@ func apply(ctx context.Context, tx writeTx, c store.Change, now time.Time) (stor
 		return rec, err
 	}
 	for _, v := range stored {
-		rec.Versions = append(rec.Versions, store.VersionInfo{ID: v.ID, Service: v.Service, Config: v.Config, Created: now, Envs: []string{}})
+		rec.Versions = append(rec.Versions, store.VersionInfo{ID: v.ID, Service: v.Service, Config: v.Config, Uses: v.Uses, Created: now, Envs: []string{}})
 	}
 	switch {
 	case rec.Deleted:

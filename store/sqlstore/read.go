@@ -76,7 +76,7 @@ func (s *Store) Changes(ctx context.Context, after int64, limit int) (_ []store.
 	if err := rows.Err(); err != nil || len(recs) == 0 {
 		return recs, err
 	}
-	stored, err := tx.QueryContext(ctx, `SELECT record_id, id, service, config, created_at FROM versions WHERE record_id > $1 AND record_id <= $2 ORDER BY seq`,
+	stored, err := tx.QueryContext(ctx, `SELECT record_id, id, service, config, uses, created_at FROM versions WHERE record_id > $1 AND record_id <= $2 ORDER BY seq`,
 		after, recs[len(recs)-1].ID)
 	if err != nil {
 		return nil, err
@@ -139,7 +139,7 @@ func allEnvs(ctx context.Context, tx *sql.Tx) ([]fiat.Env, error) {
 }
 
 const (
-	selectVersions = `SELECT id, service, config, created_at FROM versions`
+	selectVersions = `SELECT id, service, config, uses, created_at FROM versions`
 	// Versions stored by one change share created_at; seq, their insertion
 	// order, makes the order of those deterministic too.
 	newestFirst = ` ORDER BY created_at DESC, seq DESC`
@@ -166,13 +166,16 @@ func versionInfos(ctx context.Context, tx *sql.Tx, query string, args ...any) ([
 // in first.
 func scanVersionInfo(rows *sql.Rows, first ...any) (store.VersionInfo, error) {
 	v := store.VersionInfo{Envs: []string{}}
-	var config []byte
+	var config, uses []byte
 	var created int64
-	if err := rows.Scan(append(first, &v.ID, &v.Service, &config, &created)...); err != nil {
+	if err := rows.Scan(append(first, &v.ID, &v.Service, &config, &uses, &created)...); err != nil {
 		return v, err
 	}
 	if err := json.Unmarshal(config, &v.Config); err != nil {
 		return v, fmt.Errorf("version %s: config: %w", v.ID, err)
+	}
+	if err := json.Unmarshal(uses, &v.Uses); err != nil {
+		return v, fmt.Errorf("version %s: uses: %w", v.ID, err)
 	}
 	v.Created = fromNanos(created)
 	return v, nil
