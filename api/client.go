@@ -83,6 +83,13 @@ func (c *Client) Envs(ctx context.Context) ([]fiat.Env, error) {
 	return envs, err
 }
 
+// Graph returns who uses whom in env.
+func (c *Client) Graph(ctx context.Context, env string) (deploy.Graph, error) {
+	var g deploy.Graph
+	err := c.call(ctx, "GET", "/v1/graph?env="+url.QueryEscape(env), "", nil, &g)
+	return g, err
+}
+
 // Fork creates env name with the versions of env from.
 func (c *Client) Fork(ctx context.Context, name, from string) (deploy.Result, error) {
 	var res deploy.Result

@@ -45,6 +45,7 @@ func NewServer(cfg ServerConfig) http.Handler {
 	mux.Handle("POST /v1/promote", s.auth(s.promote))
 	mux.Handle("POST /v1/scale", s.auth(s.scale))
 	mux.Handle("GET /v1/ps", s.auth(s.processes))
+	mux.Handle("GET /v1/graph", s.auth(s.graph))
 	mux.Handle("GET /v1/services/{service}/logs", s.authorizedOnly(http.HandlerFunc(s.logs)))
 	mux.Handle("POST /v1/services/{service}/restart", s.auth(s.restart))
 	mux.Handle("GET /v1/services/{service}/versions", s.auth(s.versions))
@@ -149,12 +150,25 @@ func plural(n int, what string) string {
 	return fmt.Sprintf("%d %ss", n, what)
 }
 
-func (s *server) deploy(r *http.Request) (any, error) {
+// envParameter is the env the request's query names, production if none.
+func envParameter(r *http.Request) (string, error) {
 	var env *string
 	if query := r.URL.Query(); query.Has("env") {
 		env = new(query.Get("env"))
 	}
-	name, err := envField("env", env)
+	return envField("env", env)
+}
+
+func (s *server) graph(r *http.Request) (any, error) {
+	env, err := envParameter(r)
+	if err != nil {
+		return nil, err
+	}
+	return s.cfg.Deployer.Graph(env)
+}
+
+func (s *server) deploy(r *http.Request) (any, error) {
+	name, err := envParameter(r)
 	if err != nil {
 		return nil, err
 	}

@@ -227,6 +227,9 @@ func printResult(w io.Writer, res deploy.Result) {
 		state := "unchanged"
 		if s.Changed {
 			state = "changed"
+			if s.Why != "" {
+				state += ": " + s.Why
+			}
 			changed++
 		}
 		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", s.Name, s.Version.Short(), state, s.URL, s.VersionURL)

@@ -3,13 +3,11 @@ package deploy
 import (
 	"context"
 	"net/http"
-	"path/filepath"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/fiatdev/fiat"
-	"github.com/fiatdev/fiat/store/sqlite"
 )
 
 // counting is a runtime that counts, by version, the starts and stops of
@@ -57,13 +55,7 @@ func waitUntil(t *testing.T, what string, cond func() bool) {
 // first stops once the second serves; a rollback to it starts it before
 // it returns, not at its first request, and stops the second.
 func TestReplacedVersionsStopAndRollbacksStartFirst(t *testing.T) {
-	db, err := sqlite.Open(filepath.Join(t.TempDir(), "fiat.db"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { db.Close() })
-	rt := &counting{starts: map[fiat.Hash]int{}, stops: map[fiat.Hash]int{}}
-	n := nodeWith(t, &faultyStore{Store: db}, func(scripts fiat.Runtime) fiat.Runtime { rt.Runtime = scripts; return rt })
+	n, rt := countingNode(t)
 	v1 := n.deploy(t, fiat.Production, bundle(map[string]string{"app": "one"})).Services[0].Version
 	v2 := n.deploy(t, fiat.Production, bundle(map[string]string{"app": "two"})).Services[0].Version
 	waitUntil(t, "the replaced version to stop", func() bool { _, stops := rt.count(v1); return stops == 1 })

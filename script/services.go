@@ -9,7 +9,6 @@ import (
 	"strings"
 
 	"go.starlark.net/starlark"
-	"go.starlark.net/starlarkstruct"
 )
 
 // services is the `services` global: one member per service the version
@@ -24,13 +23,10 @@ type services struct {
 func newServices(uses map[string]http.Handler) *services {
 	s := &services{members: starlark.StringDict{}}
 	for name, handler := range uses {
-		s.members[name] = &starlarkstruct.Module{Name: "services." + name, Members: starlark.StringDict{
-			"get":     starlark.NewBuiltin("services."+name+".get", serviceMethod(handler, http.MethodGet, false)),
-			"post":    starlark.NewBuiltin("services."+name+".post", serviceMethod(handler, http.MethodPost, true)),
-			"put":     starlark.NewBuiltin("services."+name+".put", serviceMethod(handler, http.MethodPut, true)),
-			"delete":  starlark.NewBuiltin("services."+name+".delete", serviceMethod(handler, http.MethodDelete, false)),
-			"request": starlark.NewBuiltin("services."+name+".request", serviceRequest(handler)),
-		}}
+		s.members[name] = requestModule("services."+name, func(h *host) (context.Context, http.Handler, error) {
+			ctx, err := h.callContext()
+			return ctx, handler, err
+		})
 	}
 	s.members.Freeze()
 	return s
@@ -54,55 +50,28 @@ func (s *services) Attr(name string) (starlark.Value, error) {
 	return nil, starlark.NoSuchAttrError(fmt.Sprintf("services.%s: this service %s: add %q to uses in fiat.toml to call it", name, uses, name))
 }
 
-func serviceMethod(to http.Handler, method string, withBody bool) builtinFunc {
-	return func(thread *starlark.Thread, b *starlark.Builtin, args starlark.Tuple, kwargs []starlark.Tuple) (starlark.Value, error) {
-		var path string
-		var body starlark.Value = starlark.String("")
-		var headers *starlark.Dict
-		params := []any{"path", &path, "headers?", &headers}
-		if withBody {
-			params = []any{"path", &path, "body?", &body, "headers?", &headers}
-		}
-		if err := starlark.UnpackArgs(b.Name(), args, kwargs, params...); err != nil {
-			return nil, err
-		}
-		return hostOf(thread).call(b.Name(), to, method, path, body, headers)
-	}
-}
-
-func serviceRequest(to http.Handler) builtinFunc {
-	return func(thread *starlark.Thread, b *starlark.Builtin, args starlark.Tuple, kwargs []starlark.Tuple) (starlark.Value, error) {
-		var method, path string
-		var body starlark.Value = starlark.String("")
-		var headers *starlark.Dict
-		if err := starlark.UnpackArgs(b.Name(), args, kwargs, "method", &method, "path", &path, "body?", &body, "headers?", &headers); err != nil {
-			return nil, err
-		}
-		return hostOf(thread).call(b.Name(), to, method, path, body, headers)
-	}
-}
-
-// call makes a request to a version this one uses, in process, within
-// what is left of the running request's or test's time. The response is
-// charged to the thread's memory budget, and may not be larger.
-func (h *host) call(fn string, to http.Handler, method, path string, body starlark.Value, headers *starlark.Dict) (starlark.Value, error) {
+// callContext is the context of a call to a used service: it ends with
+// the running request or test.
+func (h *host) callContext() (context.Context, error) {
 	ctx := h.ctx
 	if h.req != nil {
 		ctx = h.req.Context()
 	}
 	if ctx == nil || h.routes != nil {
-		return nil, fmt.Errorf("%s: services are called by handlers and tests, not at the top level of a module", fn)
+		return nil, errors.New("services are called by handlers and tests, not at the top level of a module")
 	}
+	return ctx, nil
+}
+
+// send makes a request to handler to, in process, and returns its response
+// as a value. The request ends at the run's time limit; its response is
+// charged to the thread's memory budget, and may not be larger.
+func (h *host) send(ctx context.Context, fn string, to http.Handler, method, path string, body starlark.Value, headers *starlark.Dict) (starlark.Value, error) {
 	if !h.deadline.IsZero() {
 		var cancel context.CancelFunc
 		ctx, cancel = context.WithDeadline(ctx, h.deadline)
 		defer cancel()
 	}
-	return h.send(ctx, fn, to, method, path, body, headers)
-}
-
-// send makes a request to handler to and returns its response as a value.
-func (h *host) send(ctx context.Context, fn string, to http.Handler, method, path string, body starlark.Value, headers *starlark.Dict) (starlark.Value, error) {
 	if !strings.HasPrefix(path, "/") {
 		return nil, fmt.Errorf("%s: path %q must start with \"/\"", fn, path)
 	}

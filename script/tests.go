@@ -99,43 +99,51 @@ func testsIn(globals starlark.StringDict, path string) []*starlark.Function {
 
 // appModule is `app` in test files: the service's own routes, called in
 // process.
-var appModule = &starlarkstruct.Module{Name: "app", Members: starlark.StringDict{
-	"get":     starlark.NewBuiltin("app.get", appMethod(http.MethodGet, false)),
-	"post":    starlark.NewBuiltin("app.post", appMethod(http.MethodPost, true)),
-	"put":     starlark.NewBuiltin("app.put", appMethod(http.MethodPut, true)),
-	"delete":  starlark.NewBuiltin("app.delete", appMethod(http.MethodDelete, false)),
-	"request": starlark.NewBuiltin("app.request", appRequest),
-}}
+var appModule = requestModule("app", func(h *host) (context.Context, http.Handler, error) { return h.ctx, h.app, nil })
 
 type builtinFunc = func(thread *starlark.Thread, b *starlark.Builtin, args starlark.Tuple, kwargs []starlark.Tuple) (starlark.Value, error)
 
-func appMethod(method string, withBody bool) builtinFunc {
-	return func(thread *starlark.Thread, b *starlark.Builtin, args starlark.Tuple, kwargs []starlark.Tuple) (starlark.Value, error) {
-		var path string
+// requestModule is a module named name whose get, post, put, delete and
+// request send a request, within the context, to the handler that target
+// gives for the thread's host.
+func requestModule(name string, target func(h *host) (context.Context, http.Handler, error)) *starlarkstruct.Module {
+	send := func(thread *starlark.Thread, fn, method, path string, body starlark.Value, headers *starlark.Dict) (starlark.Value, error) {
+		h := hostOf(thread)
+		ctx, to, err := target(h)
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", fn, err)
+		}
+		return h.send(ctx, fn, to, method, path, body, headers)
+	}
+	method := func(method string, withBody bool) builtinFunc {
+		return func(thread *starlark.Thread, b *starlark.Builtin, args starlark.Tuple, kwargs []starlark.Tuple) (starlark.Value, error) {
+			var path string
+			var body starlark.Value = starlark.String("")
+			var headers *starlark.Dict
+			params := []any{"path", &path, "headers?", &headers}
+			if withBody {
+				params = []any{"path", &path, "body?", &body, "headers?", &headers}
+			}
+			if err := starlark.UnpackArgs(b.Name(), args, kwargs, params...); err != nil {
+				return nil, err
+			}
+			return send(thread, b.Name(), method, path, body, headers)
+		}
+	}
+	request := func(thread *starlark.Thread, b *starlark.Builtin, args starlark.Tuple, kwargs []starlark.Tuple) (starlark.Value, error) {
+		var method, path string
 		var body starlark.Value = starlark.String("")
 		var headers *starlark.Dict
-		params := []any{"path", &path, "headers?", &headers}
-		if withBody {
-			params = []any{"path", &path, "body?", &body, "headers?", &headers}
-		}
-		if err := starlark.UnpackArgs(b.Name(), args, kwargs, params...); err != nil {
+		if err := starlark.UnpackArgs(b.Name(), args, kwargs, "method", &method, "path", &path, "body?", &body, "headers?", &headers); err != nil {
 			return nil, err
 		}
-		return hostOf(thread).fetch(b.Name(), method, path, body, headers)
+		return send(thread, b.Name(), method, path, body, headers)
 	}
-}
-
-func appRequest(thread *starlark.Thread, b *starlark.Builtin, args starlark.Tuple, kwargs []starlark.Tuple) (starlark.Value, error) {
-	var method, path string
-	var body starlark.Value = starlark.String("")
-	var headers *starlark.Dict
-	if err := starlark.UnpackArgs(b.Name(), args, kwargs, "method", &method, "path", &path, "body?", &body, "headers?", &headers); err != nil {
-		return nil, err
-	}
-	return hostOf(thread).fetch(b.Name(), method, path, body, headers)
-}
-
-// fetch makes a request to the App in process, for a test.
-func (h *host) fetch(fn, method, path string, body starlark.Value, headers *starlark.Dict) (starlark.Value, error) {
-	return h.send(h.ctx, fn, h.app, method, path, body, headers)
+	return &starlarkstruct.Module{Name: name, Members: starlark.StringDict{
+		"get":     starlark.NewBuiltin(name+".get", method(http.MethodGet, false)),
+		"post":    starlark.NewBuiltin(name+".post", method(http.MethodPost, true)),
+		"put":     starlark.NewBuiltin(name+".put", method(http.MethodPut, true)),
+		"delete":  starlark.NewBuiltin(name+".delete", method(http.MethodDelete, false)),
+		"request": starlark.NewBuiltin(name+".request", request),
+	}}
 }
