@@ -6,6 +6,8 @@ import (
 	"net/http"
 	"strconv"
 	"time"
+
+	"golang.org/x/net/netutil"
 )
 
 // links are the addresses an instance reaches the versions its version
@@ -24,6 +26,10 @@ const (
 	linkHeaderTimeout = 10 * time.Second
 	linkIdleTimeout   = 2 * time.Minute
 	linkMaxHeader     = 64 << 10
+	// linkMaxConns bounds the connections open through one link: an
+	// instance that opens more waits, and cannot take the file
+	// descriptors other requests need.
+	linkMaxConns = 256
 )
 
 // openLinks listens on a loopback port for each of uses.
@@ -36,7 +42,7 @@ func openLinks(uses map[string]http.Handler) (*links, error) {
 			return nil, err
 		}
 		srv := &http.Server{Handler: handler, ReadHeaderTimeout: linkHeaderTimeout, IdleTimeout: linkIdleTimeout, MaxHeaderBytes: linkMaxHeader}
-		go srv.Serve(ln)
+		go srv.Serve(netutil.LimitListener(ln, linkMaxConns))
 		l.servers = append(l.servers, srv)
 		l.urls[service] = "http://127.0.0.1:" + strconv.Itoa(ln.Addr().(*net.TCPAddr).Port)
 	}
