@@ -98,14 +98,24 @@ func (d *Deployer) configure(ctx context.Context, env, service string, c ConfigC
 	if len(next.Config.Vars) == 0 {
 		next.Config.Vars = nil
 	}
-	next.ID = fiat.HashVersion(&next)
-	rec, err := d.deployVersions(ctx, env, []*fiat.Version{&next}, func(invalid map[string]fiat.Problems) fiat.Problems {
-		return invalid[service]
+	versions, err := d.withCallers(ctx, env, &next)
+	if err != nil {
+		return Result{}, err
+	}
+	rec, err := d.deployVersions(ctx, env, versions, func(invalid map[string]fiat.Problems) fiat.Problems {
+		var all fiat.Problems
+		for _, v := range versions {
+			all = append(all, invalid[v.Service]...)
+		}
+		return all
 	})
 	if err != nil {
 		return Result{}, err
 	}
-	res := d.result(rec, func(s string) bool { return s == service })
+	res := d.result(rec, func(s string) bool {
+		return slices.ContainsFunc(versions, func(v *fiat.Version) bool { return v.Service == s })
+	})
+	d.explain(res, rec, versions)
 	res.DeployMS = millis(time.Since(began))
 	return res, nil
 }

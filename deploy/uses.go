@@ -1,6 +1,7 @@
 package deploy
 
 import (
+	"context"
 	"fmt"
 	"maps"
 	"net/http"
@@ -141,4 +142,23 @@ func (d *Deployer) explain(res Result, rec store.Record, versions []*fiat.Versio
 			res.Services[i].Why = why(versions[j], old)
 		}
 	}
+}
+
+// withCallers returns v, a new version of a service env serves, with new
+// versions of the services of env that use its current version, directly
+// or not, each calling the new versions: a change to a service's config
+// reaches its callers as a change to its code does.
+func (d *Deployer) withCallers(ctx context.Context, env string, v *fiat.Version) ([]*fiat.Version, error) {
+	at, _ := d.router.Env(env)
+	versions := []*fiat.Version{v}
+	for _, caller := range d.callersOf(at, v.Service) {
+		current, err := d.store.Version(ctx, at.Services[caller])
+		if err != nil {
+			return nil, err
+		}
+		current.Uses = maps.Clone(current.Uses)
+		versions = append(versions, current)
+	}
+	fiat.HashSet(versions)
+	return versions, nil
 }

@@ -206,3 +206,24 @@ func TestNoCrossVersionCallsUnderLoad(t *testing.T) {
 		t.Errorf("only %d requests were served during 50 deploys", served.Load())
 	}
 }
+
+// A config change to api makes a new web too, which calls the api with the
+// new config.
+func TestConfigReachesCallers(t *testing.T) {
+	n, _ := countingNode(t)
+	b := frontAndBack("web", "api")
+	b.Files = replaceFile(b.Files, fiat.File{Path: "api/main.star", Data: []byte("http.route(\"GET\", \"/\", lambda req: config(\"COLOUR\", \"none\"))\n")})
+	n.deploy(t, fiat.Production, b)
+	res, err := n.d.Configure(t.Context(), fiat.Production, "api", ConfigChange{Set: map[string]string{"COLOUR": "blue"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := byName(res)
+	if s := got["web"]; !s.Changed || s.Why != "uses api" {
+		t.Errorf("web after api's config changed: %+v, want a new version that uses the new api", s)
+	}
+	if s := got["api"]; !s.Changed || s.Why != "config" {
+		t.Errorf("api after its config changed: %+v", s)
+	}
+	n.wantServes(t, "web.localhost", "web via blue from "+got["api"].Version.Short())
+}
