@@ -69,9 +69,11 @@ func (r *Router) makeRoom(v *version) {
 // used is the set of versions some env uses now.
 func (r *Router) used() map[*version]bool {
 	used := map[*version]bool{}
-	for _, v := range r.envs.Load().services {
-		used[v] = true
+	for _, rt := range r.envs.Load().services {
+		used[rt.current] = true
+		used[rt.candidate] = true
 	}
+	delete(used, nil)
 	return used
 }
 
