@@ -99,7 +99,7 @@ func (d *Deployer) configure(ctx context.Context, env, service string, c ConfigC
 		next.Config.Vars = nil
 	}
 	next.ID = fiat.HashVersion(&next)
-	rec, err := d.deployVersions(ctx, env, []*fiat.Version{&next}, func(invalid map[string]fiat.Problems) fiat.Problems {
+	rec, err := d.deployVersions(ctx, env, []*fiat.Version{&next}, nil, func(invalid map[string]fiat.Problems) fiat.Problems {
 		return invalid[service]
 	})
 	if err != nil {
