@@ -43,7 +43,10 @@ func rolloutFlags(cmd *cobra.Command) func() (*deploy.RolloutPlan, error) {
 		}
 		plan.Users = users
 		if auto {
-			if !rollout && len(a.Steps) > 0 {
+			if err := a.Check(); err != nil {
+				return nil, err
+			}
+			if !rollout {
 				plan.Percent, a.Steps = a.Steps[0], a.Steps[1:]
 				if len(a.Steps) == 0 {
 					return nil, fmt.Errorf("--steps %g: give at least two percentages, the first to start at", plan.Percent)
