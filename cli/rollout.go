@@ -23,7 +23,7 @@ func rolloutFlags(cmd *cobra.Command) func() (*deploy.RolloutPlan, error) {
 	var users []string
 	a := fiat.DefaultAutoPlan
 	f := cmd.Flags()
-	f.Float64Var(&plan.Percent, "rollout", 0, "roll the changed services out together to this percentage of users (sticky by user key), as candidates, instead of switching: `fiat rollout SERVICE` goes on")
+	f.Float64Var(&plan.Percent, "rollout", 0, "roll the changed services out together to this percentage of users (sticky by user key), as candidates, instead of switching; fiat rollout SERVICE goes on")
 	f.StringSliceVar(&users, "users", nil, "with --rollout: user keys who get the candidates whatever the percentage, e.g. ada,grace")
 	f.BoolVar(&auto, "auto", false, "advance the rollout in --steps by itself, every --interval, and abort it as soon as a candidate is clearly worse than the version it replaces")
 	f.Float64SliceVar(&a.Steps, "steps", a.Steps, "with --auto: the percentages to go through; after the last the rollout finishes")
