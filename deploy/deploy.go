@@ -114,14 +114,19 @@ func (d *Deployer) Health() Health {
 // stopIdle stops, until ctx ends, the versions no env uses once they have
 // had no request for idle.
 func (d *Deployer) stopIdle(ctx context.Context, idle time.Duration) {
-	tick := time.NewTicker(max(min(idle/4, time.Minute), time.Millisecond))
+	every(ctx, max(min(idle/4, time.Minute), time.Millisecond), func() { d.router.StopIdle(idle) })
+}
+
+// every calls f every period until ctx ends.
+func every(ctx context.Context, period time.Duration, f func()) {
+	tick := time.NewTicker(period)
 	defer tick.Stop()
 	for {
 		select {
 		case <-ctx.Done():
 			return
 		case <-tick.C:
-			d.router.StopIdle(idle)
+			f()
 		}
 	}
 }

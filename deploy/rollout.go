@@ -386,14 +386,7 @@ const rolloutTick = 50 * time.Millisecond
 // revision, so of several nodes deciding the same step at once one makes
 // it and the others' are refused.
 func (d *Deployer) driveRollouts(ctx context.Context) {
-	tick := time.NewTicker(rolloutTick)
-	defer tick.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-tick.C:
-		}
+	every(ctx, rolloutTick, func() {
 		envs := d.router.Envs()
 		d.rollouts.forgetSteps(envs)
 		for _, env := range envs {
@@ -403,7 +396,7 @@ func (d *Deployer) driveRollouts(ctx context.Context) {
 				}
 			}
 		}
-	}
+	})
 }
 
 // step aborts r if a candidate is clearly worse, or takes it to its next
