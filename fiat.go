@@ -218,7 +218,8 @@ type Version struct {
 	Created time.Time       `json:"created"`
 }
 
-// Env maps each of its services to one version.
+// Env maps each of its services to one version, and, during a rollout,
+// a candidate.
 type Env struct {
 	Name     string          `json:"name"`
 	Services map[string]Hash `json:"services"`
@@ -226,6 +227,9 @@ type Env struct {
 	// for the services `fiat scale` scaled; the others run as many as
 	// their version's config says.
 	Instances map[string]int `json:"instances,omitempty"`
+	// Rollouts split the traffic of some services between the version
+	// above and a candidate; a service is in at most one.
+	Rollouts []Rollout `json:"rollouts,omitempty"`
 }
 
 // MaxInstances bounds the instances of one process service in one env.

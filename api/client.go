@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"net/url"
 	"strconv"
+	"strings"
 
 	"github.com/fiatdev/fiat"
 	"github.com/fiatdev/fiat/deploy"
@@ -33,6 +34,48 @@ func (c *Client) Deploy(ctx context.Context, env string, bundle project.Bundle) 
 	var res deploy.Result
 	err := c.call(ctx, "POST", "/v1/deploy?env="+url.QueryEscape(env), "application/x-tar", &body, &res)
 	return res, err
+}
+
+// DeployRollout sends the project in bundle to env, to roll its changed
+// services out as plan says.
+func (c *Client) DeployRollout(ctx context.Context, env string, bundle project.Bundle, plan deploy.RolloutPlan) (deploy.Result, error) {
+	var body bytes.Buffer
+	if err := bundle.WriteTar(&body); err != nil {
+		return deploy.Result{}, err
+	}
+	q := url.Values{"env": {env}, "rollout": {strconv.FormatFloat(plan.Percent, 'f', -1, 64)}}
+	if plan.Users != nil {
+		q.Set("users", strings.Join(plan.Users, ","))
+	}
+	if a := plan.Auto; a != nil {
+		steps := make([]string, len(a.Steps))
+		for i, s := range a.Steps {
+			steps[i] = strconv.FormatFloat(s, 'f', -1, 64)
+		}
+		q.Set("auto", "true")
+		q.Set("steps", strings.Join(steps, ","))
+		q.Set("interval", a.Interval.String())
+		q.Set("min_requests", strconv.Itoa(a.MinRequests))
+		q.Set("error_margin", strconv.FormatFloat(a.ErrorMargin, 'f', -1, 64))
+		q.Set("latency_factor", strconv.FormatFloat(a.LatencyFactor, 'f', -1, 64))
+	}
+	var res deploy.Result
+	err := c.call(ctx, "POST", "/v1/deploy?"+q.Encode(), "application/x-tar", &body, &res)
+	return res, err
+}
+
+// Rollout says how the rollout of service in env goes.
+func (c *Client) Rollout(ctx context.Context, env, service string) (deploy.RolloutStatus, error) {
+	var st deploy.RolloutStatus
+	err := c.call(ctx, "GET", "/v1/services/"+url.PathEscape(service)+"/rollout?env="+url.QueryEscape(env), "", nil, &st)
+	return st, err
+}
+
+// ChangeRollout changes the rollout of service in env.
+func (c *Client) ChangeRollout(ctx context.Context, env, service string, change deploy.RolloutChange) (deploy.RolloutStatus, error) {
+	var st deploy.RolloutStatus
+	err := c.callJSON(ctx, "POST", "/v1/services/"+url.PathEscape(service)+"/rollout", RolloutRequest{Env: &env, RolloutChange: change}, &st)
+	return st, err
 }
 
 // Versions lists the versions of service, newest first.

@@ -52,6 +52,8 @@ func NewServer(cfg ServerConfig) http.Handler {
 	mux.Handle("POST /v1/services/{service}/rollback", s.auth(s.rollback))
 	mux.Handle("GET /v1/services/{service}/config", s.auth(s.config))
 	mux.Handle("POST /v1/services/{service}/config", s.auth(s.configure))
+	mux.Handle("GET /v1/services/{service}/rollout", s.auth(s.rolloutStatus))
+	mux.Handle("POST /v1/services/{service}/rollout", s.auth(s.changeRollout))
 	mux.Handle("/", s.auth(func(r *http.Request) (any, error) {
 		return nil, &Error{Status: http.StatusNotFound, Message: fmt.Sprintf("no such API endpoint: %s %s (see docs/api.md)", r.Method, r.URL.Path)}
 	}))
@@ -133,7 +135,7 @@ func ErrorOf(err error) *Error {
 		return &Error{Status: http.StatusBadRequest, Message: err.Error()}
 	case errors.Is(err, store.ErrNotFound):
 		return &Error{Status: http.StatusNotFound, Message: err.Error()}
-	case errors.Is(err, store.ErrNoPrevious), errors.Is(err, store.ErrEnvExists), errors.Is(err, store.ErrConflict):
+	case errors.Is(err, store.ErrNoPrevious), errors.Is(err, store.ErrEnvExists), errors.Is(err, store.ErrConflict), errors.Is(err, store.ErrRollingOut):
 		return &Error{Status: http.StatusConflict, Message: err.Error()}
 	case errors.Is(err, store.ErrStoreGone), errors.Is(err, store.ErrUnavailable):
 		return &Error{Status: http.StatusServiceUnavailable, Message: err.Error()}
@@ -178,6 +180,13 @@ func (s *server) deploy(r *http.Request) (any, error) {
 	}
 	if err != nil {
 		return nil, &Error{Status: http.StatusBadRequest, Message: err.Error()}
+	}
+	if query := r.URL.Query(); query.Has("rollout") {
+		plan, err := rolloutPlan(query)
+		if err != nil {
+			return nil, err
+		}
+		return s.cfg.Deployer.DeployRollout(r.Context(), name, bundle, plan)
 	}
 	return s.cfg.Deployer.Deploy(r.Context(), name, bundle)
 }

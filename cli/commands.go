@@ -188,21 +188,30 @@ func argOr(args []string, fallback string) string {
 
 func (c *cli) deployCmd() *cobra.Command {
 	var env string
+	var rollout func() (*deploy.RolloutPlan, error)
 	cmd := &cobra.Command{
 		Use:   "deploy [DIR]",
-		Short: "Deploy the project in DIR (default .): validated, tested, then live in one step",
+		Short: "Deploy the project in DIR (default .): validated, tested, then live in one step (or rolled out with --rollout)",
 		Args:  cobra.MaximumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
+			plan, err := rollout()
+			if err != nil {
+				return err
+			}
 			bundle, err := project.Load(argOr(args, "."))
 			if err != nil {
 				return err
 			}
 			return c.change(func(client *api.Client) (deploy.Result, error) {
+				if plan != nil {
+					return client.DeployRollout(cmd.Context(), env, bundle, *plan)
+				}
 				return client.Deploy(cmd.Context(), env, bundle)
 			})
 		},
 	}
 	cmd.Flags().StringVar(&env, "env", fiat.Production, "env to deploy to (created if new)")
+	rollout = rolloutFlags(cmd)
 	return cmd
 }
 
@@ -235,6 +244,10 @@ func printResult(w io.Writer, res deploy.Result) {
 		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", s.Name, s.Version.Short(), state, s.URL, s.VersionURL)
 	}
 	tw.Flush()
+	if res.Rollout != nil {
+		printRolloutStarted(w, res)
+		return
+	}
 	if changed == 0 && len(res.Services) > 0 {
 		fmt.Fprintf(w, "nothing changed in %s (%.2f ms)\n", res.Env, res.DeployMS)
 		return
@@ -345,7 +358,8 @@ func printEnvs(w io.Writer, envs []fiat.Env) {
 		for _, s := range services {
 			fmt.Fprintf(tw, "%s\t%s\t%s\n", env.Name, s, env.Services[s].Short())
 		}
-		if len(services) == 0 {
+		printCandidates(tw, env)
+		if len(services) == 0 && len(env.Rollouts) == 0 {
 			fmt.Fprintf(tw, "%s\t-\t-\n", env.Name)
 		}
 	}

@@ -102,7 +102,7 @@ func (d *Deployer) configure(ctx context.Context, env, service string, c ConfigC
 	if err != nil {
 		return Result{}, err
 	}
-	rec, err := d.deployVersions(ctx, env, versions, func(invalid map[string]fiat.Problems) fiat.Problems {
+	rec, err := d.deployVersions(ctx, env, versions, nil, func(invalid map[string]fiat.Problems) fiat.Problems {
 		var all fiat.Problems
 		for _, v := range versions {
 			all = append(all, invalid[v.Service]...)

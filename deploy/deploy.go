@@ -49,6 +49,7 @@ type Deployer struct {
 		sync.Mutex
 		of map[fiat.Hash]store.VersionInfo
 	}
+	rollouts rollouts
 }
 
 // Config is what a Deployer needs.
@@ -96,11 +97,13 @@ func New(ctx context.Context, cfg Config) (*Deployer, *router.Router, error) {
 		return nil, nil, err
 	}
 	d.follower = newFollower(cfg.Store, d.router, cfg.Metrics, cfg.Logger, state.Position, d.know, d.load)
+	d.follower.ended = d.rollouts.sawEnd
 	cfg.Metrics.ChangeApplied(state.Position, 0)
 	following, stop := context.WithCancel(context.Background())
 	d.stop = stop
 	d.following.Go(func() { d.follower.run(following) })
 	d.following.Go(func() { d.stopIdle(following, cmp.Or(cfg.StopIdle, DefaultStopIdle)) })
+	d.following.Go(func() { d.driveRollouts(following) })
 	return d, d.router, nil
 }
 
@@ -112,14 +115,19 @@ func (d *Deployer) Health() Health {
 // stopIdle stops, until ctx ends, the versions no env uses once they have
 // had no request for idle.
 func (d *Deployer) stopIdle(ctx context.Context, idle time.Duration) {
-	tick := time.NewTicker(max(min(idle/4, time.Minute), time.Millisecond))
+	every(ctx, max(min(idle/4, time.Minute), time.Millisecond), func() { d.router.StopIdle(idle) })
+}
+
+// every calls f every period until ctx ends.
+func every(ctx context.Context, period time.Duration, f func()) {
+	tick := time.NewTicker(period)
 	defer tick.Stop()
 	for {
 		select {
 		case <-ctx.Done():
 			return
 		case <-tick.C:
-			d.router.StopIdle(idle)
+			f()
 		}
 	}
 }
@@ -205,6 +213,8 @@ type Result struct {
 	// DeployMS is the server-side time the change took, validation included.
 	DeployMS float64         `json:"deploy_ms"`
 	Services []ServiceResult `json:"services"`
+	// Rollout is the rollout a deploy with a rollout plan started.
+	Rollout *fiat.Rollout `json:"rollout,omitempty"`
 }
 
 // ServiceResult is one service of an env after a change.
@@ -232,12 +242,13 @@ const maxConflicts = 3
 // services overtook while it was validated.
 func (d *Deployer) Deploy(ctx context.Context, env string, bundle project.Bundle) (Result, error) {
 	began := time.Now()
-	res, err := d.deploy(ctx, env, bundle, began)
+	res, err := d.deploy(ctx, env, bundle, nil, began)
 	d.metrics.Change("deploy", time.Since(began), err)
 	return res, err
 }
 
-func (d *Deployer) deploy(ctx context.Context, env string, bundle project.Bundle, began time.Time) (Result, error) {
+// deploy deploys bundle to env, rolling its changes out if rollout is set.
+func (d *Deployer) deploy(ctx context.Context, env string, bundle project.Bundle, rollout *RolloutPlan, began time.Time) (Result, error) {
 	if err := checkEnvName(env); err != nil {
 		return Result{}, err
 	}
@@ -245,7 +256,7 @@ func (d *Deployer) deploy(ctx context.Context, env string, bundle project.Bundle
 	// validated even when it has problems of its own.
 	versions, problems := project.Versions(bundle)
 	d.carryVars(env, versions)
-	rec, err := d.deployVersions(ctx, env, versions, func(invalid map[string]fiat.Problems) fiat.Problems {
+	rec, err := d.deployVersions(ctx, env, versions, rollout, func(invalid map[string]fiat.Problems) fiat.Problems {
 		return bundle.Problems(problems, invalid)
 	})
 	if err != nil {
@@ -255,6 +266,9 @@ func (d *Deployer) deploy(ctx context.Context, env string, bundle project.Bundle
 		return slices.ContainsFunc(versions, func(v *fiat.Version) bool { return v.Service == service })
 	})
 	d.explain(res, rec, versions)
+	if rollout != nil {
+		res.Rollout = startedBy(rec.After, versions)
+	}
 	res.DeployMS = millis(time.Since(began))
 	return res, nil
 }
@@ -280,10 +294,10 @@ func (d *Deployer) carryVars(env string, versions []*fiat.Version) {
 }
 
 // deployVersions validates the versions env does not have yet and points
-// env at versions. problems gives every problem the deploy has, from those
+// env at versions, or rolls them out if rollout is set. problems gives every problem the deploy has, from those
 // of the versions that failed validation, by service: any, and the deploy
 // is refused.
-func (d *Deployer) deployVersions(ctx context.Context, env string, versions []*fiat.Version, problems func(invalid map[string]fiat.Problems) fiat.Problems) (store.Record, error) {
+func (d *Deployer) deployVersions(ctx context.Context, env string, versions []*fiat.Version, rollout *RolloutPlan, problems func(invalid map[string]fiat.Problems) fiat.Problems) (store.Record, error) {
 	// The change is decided on what the router serves now, which is
 	// every change committed so far.
 	seen, _ := d.router.Env(env)
@@ -306,7 +320,13 @@ func (d *Deployer) deployVersions(ctx context.Context, env string, versions []*f
 	for _, v := range fresh {
 		v.Created = now
 	}
-	rec, err := d.commitDeploy(ctx, env, versions, fresh, seen.Services, ready)
+	var rec store.Record
+	var err error
+	if rollout != nil {
+		rec, err = d.commitRollout(ctx, env, versions, fresh, seen.Services, ready, *rollout)
+	} else {
+		rec, err = d.commitDeploy(ctx, env, versions, fresh, seen.Services, ready)
+	}
 	if err != nil {
 		stopAll(ready)
 	}
@@ -444,13 +464,13 @@ func (d *Deployer) commit(ctx context.Context, c store.Change, ready map[fiat.Ha
 // returns once its instances are ready. One that fails to start here
 // starts on its first request.
 func (d *Deployer) warm(ctx context.Context, rec store.Record, started map[fiat.Hash]fiat.Running) {
-	for service, id := range rec.After.Services {
+	for id := range rec.After.Routed() {
 		if started[id] != nil || !d.router.Knows(id) || d.router.IsRunning(id) {
 			continue
 		}
 		running, err := d.load(ctx, id)
 		if err != nil {
-			d.logger.Warn("cannot start a version a change serves: it will start on its first request", "service", service, "version", id.Short(), "err", err)
+			d.logger.Warn("cannot start a version a change serves: it will start on its first request", "version", id.Short(), "err", err)
 			continue
 		}
 		d.router.Started(id, running)

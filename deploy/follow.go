@@ -3,7 +3,6 @@ package deploy
 import (
 	"context"
 	"log/slog"
-	"maps"
 	"slices"
 	"sync"
 	"time"
@@ -41,6 +40,8 @@ type follower struct {
 	// version another node stored.
 	know func(store.VersionInfo)
 	load func(ctx context.Context, id fiat.Hash) (fiat.Running, error)
+	// ended, if set, hears of every change that ended a rollout.
+	ended func(store.Record)
 }
 
 // batch is how many changes the follower reads at once.
@@ -113,7 +114,7 @@ func (f *follower) prepare(ctx context.Context, recs []store.Record) map[fiat.Ha
 	}
 	served := map[fiat.Hash]bool{}
 	for _, env := range after {
-		for _, id := range env.Services {
+		for id := range env.Routed() {
 			served[id] = true
 		}
 	}
@@ -186,7 +187,7 @@ func (f *follower) apply(rec store.Record, prepared map[fiat.Hash]fiat.Running) 
 		delete(f.started, v.ID)
 		delete(prepared, v.ID)
 	}
-	for _, id := range rec.After.Services {
+	for id := range rec.After.Routed() {
 		if running, ok := prepared[id]; ok {
 			f.router.Started(id, running)
 			delete(prepared, id)
@@ -210,7 +211,10 @@ func (f *follower) apply(rec store.Record, prepared map[fiat.Hash]fiat.Running) 
 	f.scale(rec.After)
 	// What the env used before and no env uses now stops once its
 	// requests in flight are answered.
-	f.router.Retire(slices.Collect(maps.Values(before.Services))...)
+	f.router.Retire(slices.Collect(before.Routed())...)
+	if rec.Ended != nil && f.ended != nil {
+		f.ended(rec)
+	}
 	f.position = rec.ID
 	close(f.applied)
 	f.applied = make(chan struct{})

@@ -65,7 +65,7 @@ type versionKey struct{ service, short string }
 
 // envTable is one immutable generation of the env addresses.
 type envTable struct {
-	services map[envKey]*version
+	services map[envKey]*route
 	envs     map[string]fiat.Env
 }
 
@@ -78,7 +78,7 @@ func New(cfg Config) *Router {
 		cfg.MaxUnused = DefaultMaxUnused
 	}
 	r := &Router{cfg: cfg, versions: map[fiat.Hash]*version{}}
-	r.envs.Store(&envTable{services: map[envKey]*version{}, envs: map[string]fiat.Env{}})
+	r.envs.Store(&envTable{services: map[envKey]*route{}, envs: map[string]fiat.Env{}})
 	return r
 }
 
@@ -112,7 +112,7 @@ func (r *Router) SetEnvs(envs []fiat.Env, deleted ...string) error {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	old := r.envs.Load()
-	next := &envTable{services: make(map[envKey]*version, len(old.services)), envs: make(map[string]fiat.Env, len(old.envs)+len(envs))}
+	next := &envTable{services: make(map[envKey]*route, len(old.services)), envs: make(map[string]fiat.Env, len(old.envs)+len(envs))}
 	for name, env := range old.envs {
 		next.envs[name] = env
 	}
@@ -123,12 +123,8 @@ func (r *Router) SetEnvs(envs []fiat.Env, deleted ...string) error {
 		next.envs[env.Name] = env
 	}
 	for _, env := range next.envs {
-		for service, id := range env.Services {
-			v := r.versions[id]
-			if v == nil {
-				return fmt.Errorf("router: env %s uses version %s of %s, which was never added", env.Name, id, service)
-			}
-			next.services[envKey{env.Name, service}] = v
+		if err := r.addRoutes(next.services, env); err != nil {
+			return err
 		}
 	}
 	r.envs.Store(next)
@@ -189,10 +185,11 @@ func (r *Router) IsRunning(id fiat.Hash) bool {
 // Running returns the started version that env's service is at, or nil
 // if the env does not have the service or the version is not running.
 func (r *Router) Running(env, service string) fiat.Running {
-	v := r.envs.Load().services[envKey{env, service}]
-	if v == nil {
+	rt := r.envs.Load().services[envKey{env, service}]
+	if rt == nil || rt.current == nil {
 		return nil
 	}
+	v := rt.current
 	if running := v.running.Load(); running != nil {
 		return running.Running
 	}
@@ -236,8 +233,8 @@ func (r *Router) ServeHTTP(w http.ResponseWriter, req *http.Request) {
 		if found, ok := r.versionAddrs.Load(versionKey{addr.Service, addr.Version}); ok {
 			v = found.(*version)
 		}
-	} else {
-		v = r.envs.Load().services[envKey{addr.Env, addr.Service}]
+	} else if rt := r.envs.Load().services[envKey{addr.Env, addr.Service}]; rt != nil {
+		v = rt.pick(req)
 	}
 	if v == nil {
 		r.notFound(w, req.Host)

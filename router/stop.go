@@ -111,25 +111,22 @@ func (r *Router) used(leaving map[*version]bool) map[*version]bool {
 	used := map[*version]bool{}
 	var use func(v *version)
 	use = func(v *version) {
-		if used[v] {
+		if v == nil || used[v] {
 			return
 		}
 		used[v] = true
 		for _, id := range v.uses {
-			if callee := r.versions[id]; callee != nil {
-				use(callee)
-			}
+			use(r.versions[id])
 		}
 	}
-	for _, v := range r.envs.Load().services {
-		use(v)
+	for _, rt := range r.envs.Load().services {
+		use(rt.current)
+		use(rt.candidate)
 	}
 	for _, v := range r.versions {
 		if v.running.Load() != nil && !leaving[v] {
 			for _, id := range v.uses {
-				if callee := r.versions[id]; callee != nil {
-					use(callee)
-				}
+				use(r.versions[id])
 			}
 		}
 	}

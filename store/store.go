@@ -26,6 +26,9 @@ var (
 	// replaced under the running server: a change written there would be
 	// lost.
 	ErrStoreGone = errors.New("the store's file was deleted or replaced")
+	// ErrRollingOut is a change to a service that is rolling out, which
+	// waits for its rollout to finish or abort.
+	ErrRollingOut = errors.New("rolling out")
 	// ErrUnavailable is a change or read that could not reach the store's
 	// database server; it may work once the server is back.
 	ErrUnavailable = errors.New("the store is unreachable")
@@ -75,7 +78,9 @@ type Store interface {
 type Change struct {
 	// Env is the env the change applies to.
 	Env string
-	// Kind records why, in the history: "deploy", "rollback", "promote", "fork", "delete", "scale", "config".
+	// Kind records why, in the history: "deploy", "rollback", "promote",
+	// "fork", "delete", "scale", "config", "rollout", "rollout-finish",
+	// "rollout-abort".
 	Kind string
 	// Versions are stored if not already there (content-addressed, so
 	// storing an existing version again is a no-op).
@@ -101,11 +106,45 @@ type Change struct {
 	// Scale sets how many instances of each named service Env runs, each
 	// service already in Env (ErrNotFound otherwise), 0 to fiat.MaxInstances.
 	Scale map[string]int
+	// Rollout starts, changes or ends one of Env's rollouts. Set, Undo and
+	// CopyFrom never move a service that is rolling out: they are refused
+	// (ErrRollingOut) until its rollout finishes or aborts.
+	Rollout *RolloutChange
 	// Expect, when not nil, is what the change was decided on: for each
 	// service named, the version Env must still point it at ("" for none).
 	// If any differs, nothing changes and the error wraps ErrConflict.
 	Expect map[string]fiat.Hash
 }
+
+// RolloutChange is one change to an env's rollouts.
+type RolloutChange struct {
+	Op RolloutOp
+	// Rollout is, to start, the whole rollout, each of its candidates a
+	// stored version (or one of Versions) of a service that is in no other
+	// rollout, Expect giving the versions it replaces. For the other ops,
+	// it names the rollout by ID; Percent, Users and Auto are what an
+	// update sets, and Verdict, which any op sets, says why.
+	Rollout fiat.Rollout
+	// Revision, if not nil, is the revision of the rollout the change was
+	// decided on: if the rollout changed since, nothing changes and the
+	// error wraps ErrConflict.
+	Revision *int
+}
+
+// RolloutOp is what a RolloutChange does.
+type RolloutOp int
+
+const (
+	// StartRollout starts a rollout of candidates.
+	StartRollout RolloutOp = iota + 1
+	// UpdateRollout changes a rollout's percent, users, plan and verdict.
+	UpdateRollout
+	// FinishRollout points each service at its candidate, in one step, and
+	// ends the rollout.
+	FinishRollout
+	// AbortRollout ends the rollout; its services stay where they are.
+	AbortRollout
+)
 
 // Record is what one change did: enough for a router to serve it.
 type Record struct {
@@ -121,6 +160,8 @@ type Record struct {
 	After fiat.Env `json:"after"`
 	// Deleted says the change deleted Env.
 	Deleted bool `json:"deleted,omitempty"`
+	// Ended is the rollout a finish or abort ended, as it was then.
+	Ended *fiat.Rollout `json:"ended,omitempty"`
 	// Versions are those the change stored, which no change stored before.
 	Versions []VersionInfo `json:"versions,omitempty"`
 	// Follows is the position of the change committed just before this

@@ -338,4 +338,14 @@ CREATE TABLE builds (
 	blob TEXT COLLATE "C" NOT NULL REFERENCES blobs (hash)
 );
 `),
+	// An env's rollouts, each a fiat.Rollout as JSON.
+	sqlstore.SQL(`
+CREATE TABLE rollouts (
+	env     TEXT COLLATE "C" NOT NULL REFERENCES envs (name),
+	id      TEXT COLLATE "C" NOT NULL,
+	started BIGINT NOT NULL,
+	rollout TEXT NOT NULL,
+	PRIMARY KEY (env, id)
+);
+`),
 }

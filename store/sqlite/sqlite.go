@@ -402,4 +402,14 @@ CREATE TABLE builds (
 	blob TEXT NOT NULL REFERENCES blobs (hash)
 ) STRICT;
 `),
+	// An env's rollouts, each a fiat.Rollout as JSON.
+	sqlstore.SQL(`
+CREATE TABLE rollouts (
+	env     TEXT NOT NULL REFERENCES envs (name),
+	id      TEXT NOT NULL,
+	started INTEGER NOT NULL,
+	rollout TEXT NOT NULL,
+	PRIMARY KEY (env, id)
+) STRICT;
+`),
 }

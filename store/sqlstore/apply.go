@@ -53,10 +53,11 @@ type recordJSON struct {
 	Switched []store.Switch `json:"switched"`
 	After    fiat.Env       `json:"after"`
 	Deleted  bool           `json:"deleted,omitempty"`
+	Ended    *fiat.Rollout  `json:"ended,omitempty"`
 }
 
 func insertRecord(ctx context.Context, tx writeTx, rec store.Record) error {
-	change, err := json.Marshal(recordJSON{Switched: rec.Switched, After: rec.After, Deleted: rec.Deleted})
+	change, err := json.Marshal(recordJSON{Switched: rec.Switched, After: rec.After, Deleted: rec.Deleted, Ended: rec.Ended})
 	if err != nil {
 		return err
 	}
@@ -70,22 +71,27 @@ func check(c store.Change) error {
 		return err
 	}
 	ops := 0
-	for _, given := range []bool{len(c.Set) > 0 || len(c.Undo) > 0, c.CopyFrom != "", c.Delete, len(c.Scale) > 0} {
+	for _, given := range []bool{len(c.Set) > 0 || len(c.Undo) > 0, c.CopyFrom != "", c.Delete, len(c.Scale) > 0, c.Rollout != nil} {
 		if given {
 			ops++
 		}
 	}
 	switch {
 	case ops > 1:
-		return fmt.Errorf("change to env %q: give one of Set/Undo, CopyFrom, Delete and Scale, not several", c.Env)
+		return fmt.Errorf("change to env %q: give one of Set/Undo, CopyFrom, Delete, Scale and Rollout, not several", c.Env)
 	case ops == 0 && len(c.Versions) == 0 && !c.Create:
 		return fmt.Errorf("change to env %q changes nothing", c.Env)
 	case c.Create && c.Delete:
 		return fmt.Errorf("change to env %q both creates and deletes it", c.Env)
 	case c.Existing && (c.Create || c.Delete):
 		return fmt.Errorf("change to env %q requires it to exist and also creates or deletes it", c.Env)
-	case len(c.Scale) > 0 && c.Create:
-		return fmt.Errorf("change to env %q scales services of an env it creates", c.Env)
+	case (len(c.Scale) > 0 || c.Rollout != nil) && c.Create:
+		return fmt.Errorf("change to env %q changes services of an env it creates", c.Env)
+	}
+	if c.Rollout != nil {
+		if err := checkRollout(c.Env, c.Rollout); err != nil {
+			return err
+		}
 	}
 	for service, n := range c.Scale {
 		if n < 0 || n > fiat.MaxInstances {
@@ -133,6 +139,10 @@ func apply(ctx context.Context, tx writeTx, c store.Change, now time.Time) (stor
 	if err := expect(c, heads); err != nil {
 		return rec, err
 	}
+	rollouts, err := loadRollouts(ctx, tx, c.Env)
+	if err != nil {
+		return rec, err
+	}
 	var steps map[string]step
 	switch {
 	case c.Create && exists:
@@ -145,10 +155,16 @@ func apply(ctx context.Context, tx writeTx, c store.Change, now time.Time) (stor
 		}
 		rec.After = fiat.Env{Name: c.Env, Services: map[string]fiat.Hash{}}
 		rec.Deleted = true
-	case len(c.Scale) > 0:
-		if !exists {
-			return rec, fmt.Errorf("env %q does not exist (`fiat env list` shows those that do): %w", c.Env, store.ErrNotFound)
+	case (len(c.Scale) > 0 || c.Rollout != nil) && !exists:
+		return rec, fmt.Errorf("env %q does not exist (`fiat env list` shows those that do): %w", c.Env, store.ErrNotFound)
+	case c.Rollout != nil:
+		p, err := planRollout(ctx, tx, c, heads, rollouts, now)
+		if err != nil {
+			return rec, err
 		}
+		steps, rollouts, rec.Ended = p.steps, p.after, p.ended
+		rec.After = switchTo(&rec, envOf(c.Env, heads), heads, steps)
+	case len(c.Scale) > 0:
 		rec.After = envOf(c.Env, heads)
 		for _, service := range slices.Sorted(maps.Keys(c.Scale)) {
 			if _, ok := heads[service]; !ok {
@@ -160,18 +176,25 @@ func apply(ctx context.Context, tx writeTx, c store.Change, now time.Time) (stor
 			rec.After.Instances[service] = c.Scale[service]
 		}
 	default:
+		if err := checkNotRollingOut(c.Env, c.Undo, rollouts); err != nil {
+			return rec, err
+		}
 		if steps, err = plan(ctx, tx, c, heads); err != nil {
 			return rec, err
 		}
 		if exists || c.Create || len(steps) > 0 {
-			rec.After = envOf(c.Env, heads)
-			for _, service := range slices.Sorted(maps.Keys(steps)) {
-				if from, to := heads[service].version, steps[service].version; from != to {
-					rec.Switched = append(rec.Switched, store.Switch{Service: service, From: from, To: to})
-					rec.After.Services[service] = to
-				}
-			}
+			rec.After = switchTo(&rec, envOf(c.Env, heads), heads, steps)
 		}
+		moved := make([]string, len(rec.Switched))
+		for i, sw := range rec.Switched {
+			moved[i] = sw.Service
+		}
+		if err := checkNotRollingOut(c.Env, moved, rollouts); err != nil {
+			return rec, err
+		}
+	}
+	if rec.After.Name != "" && !rec.Deleted {
+		rec.After.Rollouts = rollouts
 	}
 	if err := insertRecord(ctx, tx, rec); err != nil {
 		return rec, err
@@ -188,6 +211,10 @@ func apply(ctx context.Context, tx writeTx, c store.Change, now time.Time) (stor
 		return rec, deleteEnv(ctx, tx, c.Env)
 	case rec.After.Name == "":
 		return rec, nil // it only stored versions
+	case c.Rollout != nil:
+		if err := writeRollout(ctx, tx, c, rollouts); err != nil {
+			return rec, err
+		}
 	case len(c.Scale) > 0:
 		for _, service := range slices.Sorted(maps.Keys(c.Scale)) {
 			if _, err := tx.ExecContext(ctx, `UPDATE env_services SET instances = $1 WHERE env = $2 AND service = $3`, c.Scale[service], c.Env, service); err != nil {
@@ -210,6 +237,18 @@ func apply(ctx context.Context, tx writeTx, c store.Change, now time.Time) (stor
 		}
 	}
 	return rec, nil
+}
+
+// switchTo is env, whose heads are given, with its services moved to
+// steps, each move added to rec's Switched.
+func switchTo(rec *store.Record, env fiat.Env, heads map[string]head, steps map[string]step) fiat.Env {
+	for _, service := range slices.Sorted(maps.Keys(steps)) {
+		if from, to := heads[service].version, steps[service].version; from != to {
+			rec.Switched = append(rec.Switched, store.Switch{Service: service, From: from, To: to})
+			env.Services[service] = to
+		}
+	}
+	return env
 }
 
 // expect checks that the env, whose heads are given, still holds what c
@@ -436,6 +475,9 @@ func plan(ctx context.Context, tx writeTx, c store.Change, heads map[string]head
 }
 
 func deleteEnv(ctx context.Context, tx writeTx, env string) error {
+	if _, err := tx.ExecContext(ctx, `DELETE FROM rollouts WHERE env = $1`, env); err != nil {
+		return err
+	}
 	if _, err := tx.ExecContext(ctx, `DELETE FROM env_services WHERE env = $1`, env); err != nil {
 		return err
 	}

@@ -69,7 +69,7 @@ func (s *Store) Changes(ctx context.Context, after int64, limit int) (_ []store.
 		if err := json.Unmarshal(change, &saved); err != nil {
 			return nil, fmt.Errorf("record %d: %w", rec.ID, err)
 		}
-		rec.At, rec.Switched, rec.After, rec.Deleted = fromNanos(at), saved.Switched, saved.After, saved.Deleted
+		rec.At, rec.Switched, rec.After, rec.Deleted, rec.Ended = fromNanos(at), saved.Switched, saved.After, saved.Deleted, saved.Ended
 		index[rec.ID] = len(recs)
 		recs = append(recs, rec)
 	}
@@ -135,7 +135,18 @@ func allEnvs(ctx context.Context, tx *sql.Tx) ([]fiat.Env, error) {
 			e.Instances[service] = int(instances.Int64)
 		}
 	}
-	return envs, rows.Err()
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	rows, err = tx.QueryContext(ctx, `SELECT env, rollout FROM rollouts ORDER BY env, started, id`)
+	if err != nil {
+		return nil, err
+	}
+	rollouts, err := scanRollouts(rows)
+	for env, rs := range rollouts {
+		envs[index[env]].Rollouts = rs
+	}
+	return envs, err
 }
 
 const (
@@ -309,7 +320,9 @@ func (s *Store) Env(ctx context.Context, name string) (_ fiat.Env, err error) {
 	if !exists {
 		return fiat.Env{}, fmt.Errorf("env %q: %w", name, store.ErrNotFound)
 	}
-	return envOf(name, heads), nil
+	env := envOf(name, heads)
+	env.Rollouts, err = loadRollouts(ctx, tx, name)
+	return env, err
 }
 
 // AdminToken returns the stored admin token, storing create() first if

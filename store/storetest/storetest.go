@@ -59,6 +59,9 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 		{"Scale", testScale},
 		{"ProcessVersion", testProcessVersion},
 		{"Builds", testBuilds},
+		{"Rollout", testRollout},
+		{"RolloutAbort", testRolloutAbort},
+		{"RolloutRefused", testRolloutRefused},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -85,6 +88,7 @@ func RunNodes(t *testing.T, open func(t *testing.T) []store.Store) {
 		{"FollowConcurrentWriters", followConcurrentWriters},
 		{"WaitHearsOtherNodes", testWaitHearsOtherNodes},
 		{"ConflictAcrossNodes", testConflictAcrossNodes},
+		{"ConcurrentRolloutSteps", followConcurrentSteps},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
