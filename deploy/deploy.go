@@ -465,15 +465,9 @@ func (d *Deployer) commit(ctx context.Context, c store.Change, ready map[fiat.Ha
 // starts on its first request.
 func (d *Deployer) warm(ctx context.Context, rec store.Record, started map[fiat.Hash]fiat.Running) {
 	for id := range rec.After.Routed() {
-		if started[id] != nil || !d.router.Knows(id) || d.router.IsRunning(id) {
-			continue
+		if started[id] == nil && d.router.Knows(id) {
+			d.follower.startServed(ctx, id)
 		}
-		running, err := d.load(ctx, id)
-		if err != nil {
-			d.logger.Warn("cannot start a version a change serves: it will start on its first request", "version", id.Short(), "err", err)
-			continue
-		}
-		d.router.Started(id, running)
 	}
 }
 

@@ -36,6 +36,10 @@ type follower struct {
 	// started are versions validated on this node, by id, to serve with
 	// the handlers that validation started once their change is applied.
 	started map[fiat.Hash]fiat.Running
+	// starting are the versions being started for changes, by this node's
+	// commit or by the follower, closed once started: one start serves
+	// both.
+	starting map[fiat.Hash]chan struct{}
 	// know is told the kind of every version applied, and load starts a
 	// version another node stored.
 	know func(store.VersionInfo)
@@ -49,7 +53,7 @@ const batch = 256
 
 func newFollower(s store.Store, r *router.Router, m *metrics.Metrics, logger *slog.Logger, position int64,
 	know func(store.VersionInfo), load func(context.Context, fiat.Hash) (fiat.Running, error)) *follower {
-	return &follower{store: s, router: r, metrics: m, logger: logger, position: position, applied: make(chan struct{}), started: map[fiat.Hash]fiat.Running{}, know: know, load: load}
+	return &follower{store: s, router: r, metrics: m, logger: logger, position: position, applied: make(chan struct{}), started: map[fiat.Hash]fiat.Running{}, starting: map[fiat.Hash]chan struct{}{}, know: know, load: load}
 }
 
 // run follows the history until ctx ends. A failed read is retried with
@@ -126,23 +130,51 @@ func (f *follower) prepare(ctx context.Context, recs []store.Record) map[fiat.Ha
 	}
 	prepared := map[fiat.Hash]fiat.Running{}
 	for id := range served {
-		f.mu.Lock()
-		_, started := f.started[id]
-		f.mu.Unlock()
-		if started || f.router.IsRunning(id) {
-			continue
-		}
 		if v, ok := stored[id]; ok {
 			f.know(v)
 		}
-		running, err := f.load(ctx, id)
-		if err != nil {
-			f.logger.Warn("cannot start a version a change serves: it will start on its first request", "version", id.Short(), "err", err)
-			continue
+		if running := f.startServed(ctx, id); running != nil {
+			prepared[id] = running
 		}
-		prepared[id] = running
 	}
 	return prepared
+}
+
+// startServed starts version id, which a change serves, unless it runs or
+// is being started already (then it waits for that start). A version the
+// router knows is handed to it; one it does not know yet is returned, to
+// serve once its change is applied.
+func (f *follower) startServed(ctx context.Context, id fiat.Hash) fiat.Running {
+	f.mu.Lock()
+	_, started := f.started[id]
+	if started || f.router.IsRunning(id) {
+		f.mu.Unlock()
+		return nil
+	}
+	if done, ok := f.starting[id]; ok {
+		f.mu.Unlock()
+		<-done
+		return nil
+	}
+	done := make(chan struct{})
+	f.starting[id] = done
+	f.mu.Unlock()
+	defer func() {
+		f.mu.Lock()
+		delete(f.starting, id)
+		f.mu.Unlock()
+		close(done)
+	}()
+	running, err := f.load(ctx, id)
+	if err != nil {
+		f.logger.Warn("cannot start a version a change serves: it will start on its first request", "version", id.Short(), "err", err)
+		return nil
+	}
+	if f.router.Knows(id) {
+		f.router.Started(id, running)
+		return nil
+	}
+	return running
 }
 
 // offer hands the follower a change this node committed. If it follows
