@@ -30,6 +30,9 @@ type ServerConfig struct {
 	// Metrics serves /metrics.
 	Metrics http.Handler
 	Logger  *slog.Logger
+	// Git serves `git push` under /git/, to clients that present the
+	// token as a password.
+	Git http.Handler
 }
 
 // NewServer returns the admin API's handler.
@@ -46,6 +49,9 @@ func NewServer(cfg ServerConfig) http.Handler {
 	mux.Handle("POST /v1/scale", s.auth(s.scale))
 	mux.Handle("GET /v1/ps", s.auth(s.processes))
 	mux.Handle("GET /v1/graph", s.auth(s.graph))
+	if cfg.Git != nil {
+		mux.Handle("/git/", s.gitAuthorized(cfg.Git))
+	}
 	mux.Handle("GET /v1/services/{service}/logs", s.authorizedOnly(http.HandlerFunc(s.logs)))
 	mux.Handle("POST /v1/services/{service}/restart", s.auth(s.restart))
 	mux.Handle("GET /v1/services/{service}/versions", s.auth(s.versions))
@@ -89,6 +95,23 @@ func (s *server) authorizedOnly(h http.Handler) http.Handler {
 		if !s.authorized(r.Header.Get("Authorization")) {
 			w.Header().Set("WWW-Authenticate", "Bearer")
 			s.reply(w, r, nil, &Error{Status: http.StatusUnauthorized, Message: "missing or wrong admin token: send \"Authorization: Bearer <token>\" with the token in the server's <data>/admin-token file"})
+			return
+		}
+		h.ServeHTTP(w, r)
+	})
+}
+
+// gitAuthorized serves h to requests that present the admin token as the
+// password of HTTP basic authentication, with any user name, as git sends
+// what a remote's URL or a credential helper gives it; or as a bearer
+// token.
+func (s *server) gitAuthorized(h http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		_, password, basic := r.BasicAuth()
+		if !(basic && subtle.ConstantTimeCompare([]byte(password), []byte(s.cfg.Token)) == 1) && !s.authorized(r.Header.Get("Authorization")) {
+			// Basic makes git ask its credential helper, then the user.
+			w.Header().Set("WWW-Authenticate", `Basic realm="fiat", charset="UTF-8"`)
+			http.Error(w, "missing or wrong admin token: give it as the password of the remote's URL (http://fiat:TOKEN@host:8081/git/NAME) or through a git credential helper; it is in the server's <data>/admin-token file", http.StatusUnauthorized)
 			return
 		}
 		h.ServeHTTP(w, r)

@@ -18,6 +18,7 @@ import (
 	"github.com/fiatdev/fiat"
 	"github.com/fiatdev/fiat/api"
 	"github.com/fiatdev/fiat/deploy"
+	"github.com/fiatdev/fiat/gitpush"
 	"github.com/fiatdev/fiat/project"
 	"github.com/fiatdev/fiat/server"
 	"github.com/fiatdev/fiat/store"
@@ -27,6 +28,7 @@ func (c *cli) serveCmd() *cobra.Command {
 	cfg := server.Defaults
 	cfg.MaxConns, cfg.MaxAdminConns = server.DefaultConns()
 	var deployDir, logLevel, memory string
+	var gitBranches []string
 	cmd := &cobra.Command{
 		Use:   "serve",
 		Short: "Run the fiat platform: the public router and the admin API",
@@ -45,6 +47,11 @@ func (c *cli) serveCmd() *cobra.Command {
 			limit, err := setMemoryLimit(memory, cmd.Flags().Changed("memory-limit"))
 			if err != nil {
 				return err
+			}
+			if len(gitBranches) > 0 {
+				if cfg.GitBranches, err = gitpush.ParseBranches(gitBranches); err != nil {
+					return err
+				}
 			}
 			cfg.Logger = slog.New(slog.NewTextHandler(c.stderr, &slog.HandlerOptions{Level: level}))
 			ctx := cmd.Context()
@@ -94,6 +101,7 @@ func (c *cli) serveCmd() *cobra.Command {
 	f.StringVar(&memory, "memory-limit", defaultMemoryLimit, "soft memory limit of the Go runtime: a size (2GiB), a share of the machine's or cgroup's memory (75%), or off; GOMEMLIMIT holds if set and this flag is not")
 	f.DurationVar(&cfg.StopIdle, "stop-idle", deploy.DefaultStopIdle, "how long a version no env uses keeps running after its last request; its next request starts it again")
 	f.StringVar(&deployDir, "deploy", "", "deploy the project in this directory to production once started")
+	f.StringArrayVar(&gitBranches, "git-branch", nil, "BRANCH=ENV: a `git push` of BRANCH deploys to ENV; * is any other branch, =* the env of the branch's name (default main=production, master=production, *=*)")
 	f.StringVar(&logLevel, "log-level", "info", "least level logged: debug (adds what tests log at each deploy), info, warn or error")
 	return cmd
 }

@@ -307,6 +307,7 @@ func (d *Deployer) deployVersions(ctx context.Context, env string, versions []*f
 			fresh = append(fresh, v)
 		}
 	}
+	progress(ctx, "%d of %d services have a version to start and test", len(fresh), len(versions))
 	ready, invalid := d.validate(ctx, fresh)
 	if err := ctx.Err(); err != nil {
 		stopAll(ready)
@@ -329,8 +330,14 @@ func (d *Deployer) deployVersions(ctx context.Context, env string, versions []*f
 	}
 	if err != nil {
 		stopAll(ready)
+		return rec, err
 	}
-	return rec, err
+	if rec.ID == 0 {
+		progress(ctx, "nothing changed in env %s", env)
+	} else {
+		progress(ctx, "env %s switched in one transaction (change %d)", env, rec.ID)
+	}
+	return rec, nil
 }
 
 // commitDeploy points env at versions, expecting each of their services to
@@ -385,13 +392,18 @@ func (d *Deployer) validate(ctx context.Context, versions []*fiat.Version) (map[
 	}
 	for _, v := range usedFirst(versions) {
 		if slices.ContainsFunc(slices.Collect(maps.Keys(v.Uses)), func(used string) bool { return problems[used] != nil }) {
+			progress(ctx, "%s: not started, since a service it uses failed", v.Service)
 			continue // what it uses failed: their problems are its
 		}
+		progress(ctx, "%s: starting version %s and running its tests", v.Service, v.ID.Short())
+		began := time.Now()
 		running, err := d.start(ctx, v, pending)
 		if err != nil {
+			progress(ctx, "%s: failed", v.Service)
 			problems[v.Service] = asProblems(v, err)
 			continue
 		}
+		progress(ctx, "%s: ready and tested in %s", v.Service, time.Since(began).Round(time.Millisecond))
 		mu.Lock()
 		ready[v.ID] = running
 		mu.Unlock()

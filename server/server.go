@@ -19,6 +19,7 @@ import (
 	"github.com/fiatdev/fiat"
 	"github.com/fiatdev/fiat/api"
 	"github.com/fiatdev/fiat/deploy"
+	"github.com/fiatdev/fiat/gitpush"
 	"github.com/fiatdev/fiat/metrics"
 	"github.com/fiatdev/fiat/process"
 	"github.com/fiatdev/fiat/script"
@@ -53,6 +54,9 @@ type Config struct {
 	MaxConns, MaxAdminConns int
 	// Timeouts bound the connections of both ports.
 	Timeouts Timeouts
+	// GitBranches says which env each branch pushed with `git push`
+	// deploys to; nil means gitpush.DefaultBranches.
+	GitBranches gitpush.Branches
 	// LockCheck is how often the server makes sure it still holds the
 	// data dir's lock file.
 	LockCheck time.Duration
@@ -84,6 +88,10 @@ const TokenFile = "admin-token"
 // ProcessesDir is where, in the data dir, process services are built and
 // run from.
 const ProcessesDir = "processes"
+
+// GitDir is where, in the data dir, the repositories pushed with `git
+// push` are kept.
+const GitDir = "git"
 
 // Server is a running node.
 type Server struct {
@@ -191,6 +199,10 @@ func Start(ctx context.Context, cfg Config) (_ *Server, err error) {
 	s.Deployer = deployer
 	errorLog := slog.NewLogLogger(cfg.Logger.Handler(), slog.LevelWarn)
 	s.public = newHTTPServer(router, cfg.Timeouts, cfg.MaxHeader, errorLog)
+	branches := cfg.GitBranches
+	if branches == nil {
+		branches = gitpush.DefaultBranches()
+	}
 	s.admin = newHTTPServer(api.NewServer(api.ServerConfig{
 		Deployer:  deployer,
 		Store:     db,
@@ -198,6 +210,16 @@ func Start(ctx context.Context, cfg Config) (_ *Server, err error) {
 		MaxBundle: cfg.MaxBundle,
 		Metrics:   m.Handler(),
 		Logger:    cfg.Logger,
+		Git: gitpush.Handler(gitpush.Config{
+			Dir:          filepath.Join(cfg.Data, GitDir),
+			Deployer:     deployer,
+			Branches:     branches,
+			MaxBundle:    cfg.MaxBundle,
+			MaxPush:      gitpush.DefaultMaxPush,
+			MaxRepoBytes: gitpush.DefaultMaxRepoBytes,
+			MaxRepos:     gitpush.DefaultMaxRepos,
+			Logger:       cfg.Logger,
+		}),
 	}), cfg.Timeouts, cfg.MaxHeader, errorLog)
 	go func() { s.serveErr <- s.public.Serve(publicLn) }()
 	go func() { s.serveErr <- s.admin.Serve(adminLn) }()
