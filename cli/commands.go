@@ -101,7 +101,7 @@ func (c *cli) serveCmd() *cobra.Command {
 	f.StringVar(&memory, "memory-limit", defaultMemoryLimit, "soft memory limit of the Go runtime: a size (2GiB), a share of the machine's or cgroup's memory (75%), or off; GOMEMLIMIT holds if set and this flag is not")
 	f.DurationVar(&cfg.StopIdle, "stop-idle", deploy.DefaultStopIdle, "how long a version no env uses keeps running after its last request; its next request starts it again")
 	f.StringVar(&deployDir, "deploy", "", "deploy the project in this directory to production once started")
-	f.StringArrayVar(&gitBranches, "git-branch", nil, "BRANCH=ENV: a `git push` of BRANCH deploys to ENV; * is any other branch, =* the env of the branch's name (default main=production, master=production, *=*)")
+	f.StringArrayVar(&gitBranches, "git-branch", nil, "BRANCH=ENV: a git push of BRANCH deploys to ENV; * is any other branch, =* the env of the branch's name (default main=production, master=production, *=*)")
 	f.StringVar(&logLevel, "log-level", "info", "least level logged: debug (adds what tests log at each deploy), info, warn or error")
 	return cmd
 }
