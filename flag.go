@@ -64,27 +64,62 @@ const FlagsHeader = "Fiat-Flags"
 // none), gets the flag, as Flag describes. r may be nil: no header
 // matches. It allocates nothing.
 func (f *Flag) Evaluate(r *http.Request, userKey string) bool {
+	return f.Decide(r, userKey).On()
+}
+
+// Rule is the rule of a flag that decided whether a request gets it.
+type Rule uint8
+
+const (
+	// RuleOff: the flag is off.
+	RuleOff Rule = iota
+	// RuleUser: the user is in the flag's Users.
+	RuleUser
+	// RuleMatch: the request's header is as one of the flag's Match says.
+	RuleMatch
+	// RuleEveryone: the flag is on for 100% of users.
+	RuleEveryone
+	// RulePercent: the user is within the flag's Percent.
+	RulePercent
+	// RuleNotInPercent: the user is not within the flag's Percent.
+	RuleNotInPercent
+	// RuleNoUserKey: the request has no user key to be within a
+	// percentage below 100.
+	RuleNoUserKey
+)
+
+// On reports whether the request gets the flag.
+func (r Rule) On() bool { return r >= RuleUser && r <= RulePercent }
+
+// Decide is the rule that decides whether r, sent by userKey, gets the
+// flag, as Evaluate, which it serves, says.
+func (f *Flag) Decide(r *http.Request, userKey string) Rule {
 	if !f.On {
-		return false
+		return RuleOff
 	}
 	if userKey != "" {
 		if _, listed := slices.BinarySearch(f.Users, userKey); listed {
-			return true
+			return RuleUser
 		}
 	}
 	if r != nil {
 		for _, m := range f.Match {
 			for _, v := range r.Header[m.Header] {
 				if v == m.Value {
-					return true
+					return RuleMatch
 				}
 			}
 		}
 	}
-	if f.Percent >= 100 {
-		return true
+	switch {
+	case f.Percent >= 100:
+		return RuleEveryone
+	case userKey == "":
+		return RuleNoUserKey
+	case InPercent(f.Name, userKey, f.Percent):
+		return RulePercent
 	}
-	return userKey != "" && InPercent(f.Name, userKey, f.Percent)
+	return RuleNotInPercent
 }
 
 // CheckFlagName says what is wrong with a flag name, if anything. Flag
