@@ -286,7 +286,22 @@ type flagsKey struct{}
 
 // WithFlags returns ctx carrying flags, which FlagsFrom returns.
 func WithFlags(ctx context.Context, flags Flags) context.Context {
-	return context.WithValue(ctx, flagsKey{}, flags)
+	return &FlagsContext{ctx, flags}
+}
+
+// FlagsContext is a context carrying Flags, as WithFlags makes one. The
+// router embeds one in the flags it evaluates for a request, which saves
+// the request an allocation.
+type FlagsContext struct {
+	context.Context
+	Flags Flags
+}
+
+func (c *FlagsContext) Value(key any) any {
+	if key == (flagsKey{}) {
+		return c.Flags
+	}
+	return c.Context.Value(key)
 }
 
 // FlagsFrom returns the flags ctx carries: a request's, as the router

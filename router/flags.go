@@ -34,6 +34,8 @@ func newFlagSet(env fiat.Env) *flagSet {
 // evaluation is the flags of one request: each is evaluated when first
 // read and stays as it was for the rest of the request.
 type evaluation struct {
+	// ctx is the request's context, carrying the evaluation itself.
+	ctx fiat.FlagsContext
 	set *flagSet
 	req *http.Request
 	// done has the bit of each flag evaluated, on of each that is on.
@@ -73,5 +75,7 @@ func withFlags(req *http.Request, table *envTable, env string) *http.Request {
 	if set == nil {
 		return req
 	}
-	return req.WithContext(fiat.WithFlags(req.Context(), &evaluation{set: set, req: req}))
+	e := &evaluation{set: set, req: req}
+	e.ctx = fiat.FlagsContext{Context: req.Context(), Flags: e}
+	return req.WithContext(&e.ctx)
 }
