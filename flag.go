@@ -126,18 +126,22 @@ func (f *Flag) Decide(r *http.Request, userKey string) Rule {
 // names are lowercase letters, digits, "_" and "-", starting with a
 // letter, so that the Fiat-Flags header can list them.
 func CheckFlagName(name string) error {
-	fix := fmt.Sprintf("flag names use lowercase letters, digits, _ and -, start with a letter and are at most %d characters, e.g. new_checkout", MaxFlagNameLen)
+	// Scripts check every name they read: the message is made only for
+	// a name that is wrong.
+	fix := func() string {
+		return fmt.Sprintf("flag names use lowercase letters, digits, _ and -, start with a letter and are at most %d characters, e.g. new_checkout", MaxFlagNameLen)
+	}
 	switch {
 	case name == "":
-		return fmt.Errorf("flag name is empty: %s", fix)
+		return fmt.Errorf("flag name is empty: %s", fix())
 	case len(name) > MaxFlagNameLen:
-		return fmt.Errorf("flag name %q... is %d characters long: %s", name[:16], len(name), fix)
+		return fmt.Errorf("flag name %q... is %d characters long: %s", name[:16], len(name), fix())
 	case name[0] < 'a' || name[0] > 'z':
-		return fmt.Errorf("flag name %q must start with a lowercase letter: %s", name, fix)
+		return fmt.Errorf("flag name %q must start with a lowercase letter: %s", name, fix())
 	}
 	for _, c := range name {
 		if !(c >= 'a' && c <= 'z' || c >= '0' && c <= '9' || c == '_' || c == '-') {
-			return fmt.Errorf("flag name %q has %q: %s", name, c, fix)
+			return fmt.Errorf("flag name %q has %q: %s", name, c, fix())
 		}
 	}
 	return nil
