@@ -203,7 +203,9 @@ func (c *cli) flagCmd() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			c.print(flags, func(w io.Writer) { fmt.Fprintf(w, "requests to %s carry the user key in %s\n", flags.Env, flags.UserKey) })
+			c.print(flags, func(w io.Writer) {
+				fmt.Fprintf(w, "requests to %s carry the user key in %s\n", flags.Env, flags.UserKey)
+			})
 			return nil
 		},
 	}

@@ -332,7 +332,7 @@ func TestProxy(t *testing.T) {
 // headerFlags are flags whose Fiat-Flags header is the string.
 type headerFlags string
 
-func (headerFlags) Flag(string) bool  { return false }
+func (headerFlags) Flag(string) bool { return false }
 func (h headerFlags) Header() string { return string(h) }
 
 // TestWorkersAndRelease runs a worker beside the web instance, without

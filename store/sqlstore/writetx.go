@@ -25,9 +25,9 @@ const (
 	selectRollouts = `SELECT env, rollout FROM rollouts WHERE env = $1 ORDER BY started, id`
 	// selectFlags has one row per flag of the env, one row with NULL flags
 	// for an env without flags, and none for an env that does not exist.
-	selectFlags = `SELECT e.user_key, f.name, f.flag FROM envs e LEFT JOIN flags f ON f.env = e.name WHERE e.name = $1 ORDER BY f.name`
-	insertHistory  = `INSERT INTO history (record_id, service, version, back_to) VALUES ($1, $2, $3, $4) RETURNING id`
-	setHead        = `INSERT INTO env_services (env, service, history_id) VALUES ($1, $2, $3)
+	selectFlags   = `SELECT e.user_key, f.name, f.flag FROM envs e LEFT JOIN flags f ON f.env = e.name WHERE e.name = $1 ORDER BY f.name`
+	insertHistory = `INSERT INTO history (record_id, service, version, back_to) VALUES ($1, $2, $3, $4) RETURNING id`
+	setHead       = `INSERT INTO env_services (env, service, history_id) VALUES ($1, $2, $3)
 		ON CONFLICT (env, service) DO UPDATE SET history_id = excluded.history_id`
 	lastPosition = `SELECT last FROM positions`
 )
