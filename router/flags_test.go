@@ -195,3 +195,16 @@ func BenchmarkRouteFlag(b *testing.B) {
 		})
 	}
 }
+
+// A rollout buckets users by the env's user key source too.
+func TestRolloutUsesTheEnvsUserKey(t *testing.T) {
+	r := rolloutRouter(t, 0, "ada")
+	r.SetEnvs([]fiat.Env{{Name: fiat.Production, Services: map[string]fiat.Hash{"hello": v1}, UserKey: &fiat.UserKeySource{From: "query", Name: "user"},
+		Rollouts: []fiat.Rollout{{ID: "r1", Candidates: map[string]fiat.Hash{"hello": v2}, Users: []string{"ada"}}}}})
+	if got := send(r, "http://hello.localhost/?user=ada"); got != "candidate" {
+		t.Errorf("ada in the env's query parameter: %q", got)
+	}
+	if got := send(r, "http://hello.localhost/", "X-User-Id", "ada"); got != "current" {
+		t.Errorf("ada in the default header, which the env does not read: %q", got)
+	}
+}
