@@ -86,7 +86,7 @@ func check(c store.Change) error {
 	case c.Existing && (c.Create || c.Delete):
 		return fmt.Errorf("change to env %q requires it to exist and also creates or deletes it", c.Env)
 	case (len(c.Scale) > 0 || c.Rollout != nil || c.Flag != nil || c.UserKey != nil) && c.Create:
-		return fmt.Errorf("change to env %q changes services of an env it creates", c.Env)
+		return fmt.Errorf("change to env %q changes services or flags of an env it creates", c.Env)
 	}
 	if err := checkFlagChange(c); err != nil {
 		return err
