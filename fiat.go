@@ -230,6 +230,11 @@ type Env struct {
 	// Rollouts split the traffic of some services between the version
 	// above and a candidate; a service is in at most one.
 	Rollouts []Rollout `json:"rollouts,omitempty"`
+	// Flags are the env's flags, sorted by name.
+	Flags []Flag `json:"flags,omitempty"`
+	// UserKey is where requests to the env carry the user key, which
+	// flags and rollouts bucket by; nil for DefaultUserKey.
+	UserKey *UserKeySource `json:"user_key,omitempty"`
 }
 
 // MaxInstances bounds the instances of one process service in one env.

@@ -100,10 +100,10 @@ func CheckPercent(p float64) error {
 	return nil
 }
 
-// CheckUsers says what is wrong with a rollout's user list.
+// CheckUsers says what is wrong with the user list of a rollout or flag.
 func CheckUsers(users []string) error {
 	if len(users) > MaxRolloutUsers {
-		return fmt.Errorf("%d users: a rollout lists at most %d (use a percentage for more)", len(users), MaxRolloutUsers)
+		return fmt.Errorf("%d users: list at most %d (use a percentage for more)", len(users), MaxRolloutUsers)
 	}
 	seen := map[string]bool{}
 	for _, u := range users {

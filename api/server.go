@@ -60,6 +60,12 @@ func NewServer(cfg ServerConfig) http.Handler {
 	mux.Handle("POST /v1/services/{service}/config", s.auth(s.configure))
 	mux.Handle("GET /v1/services/{service}/rollout", s.auth(s.rolloutStatus))
 	mux.Handle("POST /v1/services/{service}/rollout", s.auth(s.changeRollout))
+	mux.Handle("GET /v1/flags", s.auth(s.flags))
+	mux.Handle("POST /v1/flags/{name}", s.auth(s.setFlag))
+	mux.Handle("DELETE /v1/flags/{name}", s.auth(s.deleteFlag))
+	mux.Handle("GET /v1/flags/{name}/log", s.auth(s.flagLog))
+	mux.Handle("POST /v1/flags/{name}/eval", s.auth(s.evalFlag))
+	mux.Handle("POST /v1/user-key", s.auth(s.setUserKey))
 	mux.Handle("/", s.auth(func(r *http.Request) (any, error) {
 		return nil, &Error{Status: http.StatusNotFound, Message: fmt.Sprintf("no such API endpoint: %s %s (see docs/api.md)", r.Method, r.URL.Path)}
 	}))

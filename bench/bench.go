@@ -57,6 +57,9 @@ type Report struct {
 	DeployPerCommit float64      `json:"deploy_per_commit"`
 	PlainHandler    Load         `json:"plain_go_handler"`
 	ScriptRoute     Load         `json:"script_through_router"`
+	// ScriptFlagRoute is the script route reading a flag (at 50%, for
+	// requests without a user key) in an env with one.
+	ScriptFlagRoute Load `json:"script_reading_a_flag"`
 	// IdleVersionBytes is the heap one started, idle version adds to the
 	// server (compiled program, globals, router entry, metrics).
 	IdleVersionBytes int64 `json:"idle_version_bytes"`
@@ -118,7 +121,15 @@ func Run(ctx context.Context, opts Options) (Report, error) {
 	}
 	fmt.Fprintf(opts.Progress, "loading a plain Go handler and a script handler, %v each at concurrency %d...\n", opts.Duration, opts.Concurrency)
 	url := srv.Addresses.Service("todos", fiat.Production) + "/hello"
-	rep.PlainHandler, rep.ScriptRoute, err = compareHandlers(ctx, srv.Public.String(), url, opts.Duration, opts.Concurrency)
+	if rep.PlainHandler, rep.ScriptRoute, err = compareHandlers(ctx, srv.Public.String(), url, opts.Duration, opts.Concurrency); err != nil {
+		return rep, err
+	}
+	fmt.Fprintf(opts.Progress, "loading the script handler reading a flag, %v at concurrency %d...\n", opts.Duration, opts.Concurrency)
+	if _, err := srv.Deployer.SetFlag(ctx, fiat.Production, "bench", fiat.FlagPatch{Percent: new(50.0)}); err != nil {
+		return rep, err
+	}
+	url = srv.Addresses.Service("todos", fiat.Production) + "/flagged"
+	rep.ScriptFlagRoute, err = load(ctx, srv.Public.String(), url, opts.Duration, opts.Concurrency)
 	return rep, err
 }
 

@@ -68,7 +68,7 @@ func (c *cli) root() *cobra.Command {
 	root.Flags().BoolVar(&showVersion, "version", false, "print fiat's version")
 	root.PersistentFlags().StringVar(&c.server, "server", "", "admin API of the fiat server, as host:port or a URL (default: FIAT_SERVER, else the server saved by fiat login, else http://"+server.Defaults.Admin+")")
 	root.PersistentFlags().BoolVar(&c.json, "json", false, "print one JSON value instead of text")
-	root.AddCommand(c.serveCmd(), c.initCmd(), c.deployCmd(), c.versionsCmd(), c.rollbackCmd(), c.envCmd(), c.graphCmd(), c.promoteCmd(), c.configCmd(), c.scaleCmd(), c.rolloutCmd(), c.psCmd(), c.logsCmd(), c.restartCmd(), c.loginCmd(), c.versionCmd(), c.benchCmd())
+	root.AddCommand(c.serveCmd(), c.initCmd(), c.deployCmd(), c.versionsCmd(), c.rollbackCmd(), c.envCmd(), c.graphCmd(), c.promoteCmd(), c.configCmd(), c.scaleCmd(), c.rolloutCmd(), c.flagCmd(), c.psCmd(), c.logsCmd(), c.restartCmd(), c.loginCmd(), c.versionCmd(), c.benchCmd())
 	root.SetFlagErrorFunc(usageError)
 	withUsageErrors(root)
 	return root

@@ -286,6 +286,25 @@ func TestProxy(t *testing.T) {
 		t.Errorf("the instance saw:\n%s", body)
 	}
 
+	// The instance hears the flags evaluated for the request, never what
+	// the request said they are.
+	for _, c := range []struct {
+		flags fiat.Flags
+		want  string
+	}{{nil, ""}, {headerFlags("beta=on, new_checkout=off"), "Fiat-Flags=beta=on, new_checkout=off"}} {
+		ctx := t.Context()
+		if c.flags != nil {
+			ctx = fiat.WithFlags(ctx, c.flags)
+		}
+		req := httptest.NewRequestWithContext(ctx, "GET", "http://app.localhost/headers", nil)
+		req.Header.Set("Fiat-Flags", "beta=off, admin=on")
+		w := httptest.NewRecorder()
+		v.ServeHTTP(w, req)
+		if body := w.Body.String(); strings.Contains(body, "admin") || c.want != "" && !strings.Contains(body, c.want) {
+			t.Errorf("with flags %v, the instance saw:\n%s", c.flags, body)
+		}
+	}
+
 	srv := httptest.NewServer(v)
 	defer srv.Close()
 	ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
@@ -309,6 +328,12 @@ func TestProxy(t *testing.T) {
 		t.Errorf("with no instance: %d %q", code, body)
 	}
 }
+
+// headerFlags are flags whose Fiat-Flags header is the string.
+type headerFlags string
+
+func (headerFlags) Flag(string) bool { return false }
+func (h headerFlags) Header() string { return string(h) }
 
 // TestWorkersAndRelease runs a worker beside the web instance, without
 // PORT or traffic, and a release command whose failure refuses the deploy.

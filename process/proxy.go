@@ -11,6 +11,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/fiatdev/fiat"
 )
 
 // proxy hands requests to a version's ready instances, each to the one
@@ -92,6 +94,13 @@ func (p *proxy) newBackend(addr string) *backend {
 			r.Out.Host = r.In.Host
 			r.SetXForwarded()
 			r.Out.Header["Fiat-Version"] = versionHeader
+			// The flags evaluated for the request, whatever the request
+			// itself said.
+			if flags := fiat.FlagsFrom(r.In.Context()).Header(); flags != "" {
+				r.Out.Header[fiat.FlagsHeader] = []string{flags}
+			} else {
+				delete(r.Out.Header, fiat.FlagsHeader)
+			}
 		},
 		Transport:    p.transport,
 		ErrorHandler: p.failed,

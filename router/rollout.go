@@ -55,11 +55,6 @@ func (s *split) in(req *http.Request) bool {
 	return fiat.InPercent(s.seed, key, s.percent)
 }
 
-// userKeySource is where requests to env carry the user key.
-func userKeySource(fiat.Env) fiat.UserKeySource {
-	return fiat.DefaultUserKey
-}
-
 // addRoutes adds env's routes to routes. r.mu is held.
 func (r *Router) addRoutes(routes map[envKey]*route, env fiat.Env) error {
 	lookup := func(service string, id fiat.Hash) (*version, error) {
@@ -77,7 +72,7 @@ func (r *Router) addRoutes(routes map[envKey]*route, env fiat.Env) error {
 		routes[envKey{env.Name, service}] = &route{current: v}
 	}
 	for _, ro := range env.Rollouts {
-		s := &split{seed: ro.ID, percent: ro.Percent, users: make(map[string]struct{}, len(ro.Users)), userKey: userKeySource(env)}
+		s := &split{seed: ro.ID, percent: ro.Percent, users: make(map[string]struct{}, len(ro.Users)), userKey: env.UserKeySource()}
 		for _, u := range ro.Users {
 			s.users[u] = struct{}{}
 		}

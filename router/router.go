@@ -67,6 +67,8 @@ type versionKey struct{ service, short string }
 type envTable struct {
 	services map[envKey]*route
 	envs     map[string]fiat.Env
+	// flags are the flags of each env that has some.
+	flags map[string]*flagSet
 }
 
 // New returns a Router with no envs and no versions.
@@ -78,7 +80,7 @@ func New(cfg Config) *Router {
 		cfg.MaxUnused = DefaultMaxUnused
 	}
 	r := &Router{cfg: cfg, versions: map[fiat.Hash]*version{}}
-	r.envs.Store(&envTable{services: map[envKey]*route{}, envs: map[string]fiat.Env{}})
+	r.envs.Store(&envTable{services: map[envKey]*route{}, envs: map[string]fiat.Env{}, flags: map[string]*flagSet{}})
 	return r
 }
 
@@ -112,15 +114,21 @@ func (r *Router) SetEnvs(envs []fiat.Env, deleted ...string) error {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	old := r.envs.Load()
-	next := &envTable{services: make(map[envKey]*route, len(old.services)), envs: make(map[string]fiat.Env, len(old.envs)+len(envs))}
+	next := &envTable{services: make(map[envKey]*route, len(old.services)), envs: make(map[string]fiat.Env, len(old.envs)+len(envs)), flags: maps.Clone(old.flags)}
 	for name, env := range old.envs {
 		next.envs[name] = env
 	}
 	for _, name := range deleted {
 		delete(next.envs, name)
+		delete(next.flags, name)
 	}
 	for _, env := range envs {
 		next.envs[env.Name] = env
+		if set := newFlagSet(env); set != nil {
+			next.flags[env.Name] = set
+		} else {
+			delete(next.flags, env.Name)
+		}
 	}
 	for _, env := range next.envs {
 		if err := r.addRoutes(next.services, env); err != nil {
@@ -229,12 +237,16 @@ func (r *Router) ServeHTTP(w http.ResponseWriter, req *http.Request) {
 		return
 	}
 	var v *version
+	table := r.envs.Load()
 	if addr.Version != "" {
 		if found, ok := r.versionAddrs.Load(versionKey{addr.Service, addr.Version}); ok {
 			v = found.(*version)
 		}
-	} else if rt := r.envs.Load().services[envKey{addr.Env, addr.Service}]; rt != nil {
+		// A version address is no env's: it gets production's flags.
+		req = withFlags(req, table, fiat.Production)
+	} else if rt := table.services[envKey{addr.Env, addr.Service}]; rt != nil {
 		v = rt.pick(req)
+		req = withFlags(req, table, addr.Env)
 	}
 	if v == nil {
 		r.notFound(w, req.Host)

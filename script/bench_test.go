@@ -2,6 +2,7 @@ package script
 
 import (
 	"context"
+	"github.com/fiatdev/fiat"
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
@@ -219,4 +220,32 @@ func heapAfterGC() uint64 {
 	var m runtime.MemStats
 	runtime.ReadMemStats(&m)
 	return m.HeapAlloc
+}
+
+// BenchmarkServeHTTPFlag is a route returning a string, and one reading a
+// flag first: what flag() costs a request.
+func BenchmarkServeHTTPFlag(b *testing.B) {
+	a, _ := start(b, map[string]string{"main.star": `
+def hello(req):
+    return "hello"
+
+def flagged(req):
+    if flag("bench"):
+        return "hello"
+    return "hello"
+
+http.route("GET", "/hello", hello)
+http.route("GET", "/flagged", flagged)
+`})
+	for _, path := range []string{"/hello", "/flagged"} {
+		b.Run(path[1:], func(b *testing.B) {
+			r := httptest.NewRequestWithContext(fiat.WithFlags(context.Background(), onFlags{"bench": true}), "GET", path, nil)
+			w := &discardWriter{header: http.Header{}}
+			b.ReportAllocs()
+			for b.Loop() {
+				w.reset()
+				a.ServeHTTP(w, r)
+			}
+		})
+	}
 }

@@ -27,6 +27,7 @@ var predeclared = starlark.StringDict{
 	"time":     starlarktime.Module,
 	"log":      starlark.NewBuiltin("log", logBuiltin),
 	"config":   starlark.NewBuiltin("config", configBuiltin),
+	"flag":     starlark.NewBuiltin("flag", flagBuiltin),
 	"response": starlark.NewBuiltin("response", responseBuiltin),
 	// Each version has its own (App.predeclared): this one, which uses
 	// nothing, lets modules compile before the version runs.
@@ -236,6 +237,28 @@ func configBuiltin(thread *starlark.Thread, b *starlark.Builtin, args starlark.T
 		return starlark.String(value), nil
 	}
 	return fallback, nil
+}
+
+// flagBuiltin is flag(name): whether the request gets the env's flag
+// name, as the router evaluated it for the request, or, in a test, as the
+// test's run forces it; False for a flag the env does not have.
+func flagBuiltin(thread *starlark.Thread, b *starlark.Builtin, args starlark.Tuple, kwargs []starlark.Tuple) (starlark.Value, error) {
+	var name string
+	if err := starlark.UnpackArgs(b.Name(), args, kwargs, "name", &name); err != nil {
+		return nil, err
+	}
+	if err := fiat.CheckFlagName(name); err != nil {
+		return nil, fmt.Errorf("%s: %v", b.Name(), err)
+	}
+	h := hostOf(thread)
+	ctx := h.ctx
+	if h.req != nil {
+		ctx = h.req.Context()
+	}
+	if ctx == nil || h.routes != nil {
+		return nil, fmt.Errorf("%s(%q): flags are read by handlers and tests, per request, not at the top level of a module, which runs once per version", b.Name(), name)
+	}
+	return starlark.Bool(fiat.FlagsFrom(ctx).Flag(name)), nil
 }
 
 // logBuiltin is log(*args): print without its keyword argument.

@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"slices"
 	"strings"
+	"sync"
 
 	"github.com/fiatdev/fiat"
 	"go.starlark.net/starlark"
@@ -16,14 +17,16 @@ import (
 // Test runs every test_* function of every *_test.star file, each under the
 // version's limits, and returns a fiat.Problem for each failure, located at
 // the failing assertion (or where the error happened) and naming the test.
-// It returns nil when every test passes or there are none, and ctx's error
-// if ctx ends first.
+// A test that reads flags, itself or through the requests it makes, runs
+// once per combination of them, each forced on or off, and its problem
+// names the first combination that fails. It returns nil when every test
+// passes or there are none, and ctx's error if ctx ends first.
 func (a *App) Test(ctx context.Context) error {
 	l := &loader{app: a, prog: a.prog, done: map[string]*module{}, started: a.modules}
 	var problems fiat.Problems
 	for _, path := range a.prog.testFiles() {
 		var globals starlark.StringDict
-		if p := a.runTest(ctx, l, path, "", func(thread *starlark.Thread) (err error) {
+		if p := a.runTest(ctx, l, path, "", nil, func(thread *starlark.Thread) (err error) {
 			globals, err = l.load(thread, path)
 			return err
 		}); p != nil {
@@ -31,11 +34,17 @@ func (a *App) Test(ctx context.Context) error {
 			continue
 		}
 		for _, test := range testsIn(globals, path) {
-			if p := a.runTest(ctx, l, path, test.Name(), func(thread *starlark.Thread) error {
-				_, err := starlark.Call(thread, test, nil, nil)
-				return err
-			}); p != nil {
-				problems = append(problems, *p)
+			// The first run, every flag off, finds the flags the test
+			// reads; each run may find more, until maxTestFlags.
+			read := &readFlags{}
+			for on := uint64(0); on < 1<<read.count() && ctx.Err() == nil; on++ {
+				if p := a.runTest(ctx, l, path, test.Name(), &forcedFlags{read, on}, func(thread *starlark.Thread) error {
+					_, err := starlark.Call(thread, test, nil, nil)
+					return err
+				}); p != nil {
+					problems = append(problems, *p)
+					break
+				}
 			}
 		}
 	}
@@ -48,23 +57,84 @@ func (a *App) Test(ctx context.Context) error {
 	return nil
 }
 
-// runTest runs the top level of the test file at path (test "") or a test
-// on a thread of its own, stopped early if ctx ends.
-func (a *App) runTest(ctx context.Context, l *loader, path, test string, run func(*starlark.Thread) error) *fiat.Problem {
+// runTest runs the top level of the test file at path (test "", flags
+// nil: all off) or a test with flags on a thread of its own, stopped early
+// if ctx ends.
+func (a *App) runTest(ctx context.Context, l *loader, path, test string, flags *forcedFlags, run func(*starlark.Thread) error) *fiat.Problem {
 	h := newHost(a)
 	h.test = cmp.Or(test, path)
 	h.ctx = context.WithValue(ctx, testKey{}, h.test)
+	if flags != nil {
+		h.ctx = fiat.WithFlags(h.ctx, flags)
+	}
 	h.thread.Load = l.load
 	stop := context.AfterFunc(ctx, func() { h.stop(canceled) })
 	defer stop()
 	if err := h.run(func() error { return run(&h.thread) }); err != nil {
-		p := h.problem(err, test)
+		p := h.problem(err, test+flags.String())
 		if len(h.failedRequests) > 0 {
 			p.Message += " (" + strings.Join(h.failedRequests, "; ") + ")"
 		}
 		return &p
 	}
 	return nil
+}
+
+// maxTestFlags bounds the flags whose combinations a test runs with: 6
+// make 64 runs. Flags a test reads beyond them are off in every run.
+const maxTestFlags = 6
+
+// readFlags are the flags the runs of one test have read, in the order
+// first read.
+type readFlags struct {
+	mu    sync.Mutex
+	names []string
+}
+
+func (r *readFlags) count() int {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return len(r.names)
+}
+
+// forcedFlags are the flags of one run of a test: the flag read i-th is on
+// if bit i of on is, and a flag read for the first time is off.
+type forcedFlags struct {
+	read *readFlags
+	on   uint64
+}
+
+func (f *forcedFlags) Flag(name string) bool {
+	r := f.read
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	i := slices.Index(r.names, name)
+	if i < 0 {
+		if len(r.names) < maxTestFlags {
+			r.names = append(r.names, name)
+		}
+		return false
+	}
+	return f.on&(1<<i) != 0
+}
+
+func (f *forcedFlags) Header() string {
+	f.read.mu.Lock()
+	names := slices.Sorted(slices.Values(f.read.names))
+	f.read.mu.Unlock()
+	return fiat.FlagsHeaderOf(names, f.Flag)
+}
+
+// String names the combination, " [a=on, b=off]", or is "" for a run that
+// read no flag.
+func (f *forcedFlags) String() string {
+	if f == nil {
+		return ""
+	}
+	if header := f.Header(); header != "" {
+		return " [" + header + "]"
+	}
+	return ""
 }
 
 // maxFailedRequests bounds the failed requests a test's problem shows,

@@ -66,6 +66,9 @@ type Store interface {
 	// nothing. Build returns it, or ErrNotFound.
 	PutBuild(ctx context.Context, key fiat.Hash, archive []byte) error
 	Build(ctx context.Context, key fiat.Hash) ([]byte, error)
+	// FlagLog returns every change of the flag name of env, oldest first,
+	// ErrNotFound if it never had one.
+	FlagLog(ctx context.Context, env, name string) ([]FlagEntry, error)
 	// Wait returns once a change after position may have committed, or
 	// with ctx's error when ctx ends. It may return early: read Changes
 	// to know.
@@ -80,7 +83,7 @@ type Change struct {
 	Env string
 	// Kind records why, in the history: "deploy", "rollback", "promote",
 	// "fork", "delete", "scale", "config", "rollout", "rollout-finish",
-	// "rollout-abort".
+	// "rollout-abort", "flag", "flag-delete", "user-key".
 	Kind string
 	// Versions are stored if not already there (content-addressed, so
 	// storing an existing version again is a no-op).
@@ -93,7 +96,8 @@ type Change struct {
 	// repeated, like an undo stack. ErrNoPrevious if there is none.
 	Undo []string
 	// CopyFrom points every service of the env named here at the version
-	// it has there, in Env. With Create, Env must not exist yet (fork).
+	// it has there, in Env. With Create, Env must not exist yet (fork),
+	// and gets the flags and user key source of the env too.
 	CopyFrom string
 	// Create requires Env to be new (ErrEnvExists otherwise).
 	Create bool
@@ -101,7 +105,7 @@ type Change struct {
 	// be in it already (ErrNotFound otherwise): a rollback or a promote
 	// never makes an env or a service.
 	Existing bool
-	// Delete removes Env and its mapping; history is kept.
+	// Delete removes Env, its mapping and its flags; history is kept.
 	Delete bool
 	// Scale sets how many instances of each named service Env runs, each
 	// service already in Env (ErrNotFound otherwise), 0 to fiat.MaxInstances.
@@ -110,10 +114,35 @@ type Change struct {
 	// CopyFrom never move a service that is rolling out: they are refused
 	// (ErrRollingOut) until its rollout finishes or aborts.
 	Rollout *RolloutChange
+	// Flag sets or deletes one of Env's flags, which must exist.
+	Flag *FlagChange
+	// UserKey sets where requests to Env, which must exist, carry the user
+	// key.
+	UserKey *fiat.UserKeySource
 	// Expect, when not nil, is what the change was decided on: for each
 	// service named, the version Env must still point it at ("" for none).
 	// If any differs, nothing changes and the error wraps ErrConflict.
 	Expect map[string]fiat.Hash
+}
+
+// FlagChange sets or deletes one flag of an env.
+type FlagChange struct {
+	Name string
+	// Set changes the flag as it says, making it if the env has no flag
+	// Name (at most fiat.MaxFlags); nil deletes the flag (ErrNotFound if
+	// there is none).
+	Set *fiat.FlagPatch
+}
+
+// FlagEntry is one change of a flag of an env, in the flag's log.
+type FlagEntry struct {
+	// Position is the change's, in the store's history.
+	Position int64     `json:"position"`
+	At       time.Time `json:"at"`
+	Kind     string    `json:"kind"`
+	// Flag is the flag once changed; nil if the change deleted it (or
+	// its env).
+	Flag *fiat.Flag `json:"flag"`
 }
 
 // RolloutChange is one change to an env's rollouts.

@@ -412,4 +412,22 @@ CREATE TABLE rollouts (
 	PRIMARY KEY (env, id)
 ) STRICT;
 `),
+	// An env's flags, each a fiat.Flag as JSON, every change of one, and
+	// where the env's requests carry the user key.
+	sqlstore.SQL(`
+ALTER TABLE envs ADD COLUMN user_key TEXT; -- "header:X-User-Id"; NULL for the default
+CREATE TABLE flags (
+	env  TEXT NOT NULL REFERENCES envs (name),
+	name TEXT NOT NULL,
+	flag TEXT NOT NULL,
+	PRIMARY KEY (env, name)
+) STRICT;
+CREATE TABLE flag_changes (
+	record_id INTEGER NOT NULL REFERENCES records (id),
+	env       TEXT NOT NULL,
+	name      TEXT NOT NULL,
+	flag      TEXT, -- NULL once deleted
+	PRIMARY KEY (env, name, record_id)
+) STRICT;
+`),
 }

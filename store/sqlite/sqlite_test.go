@@ -130,8 +130,14 @@ func TestReopen(t *testing.T) {
 	for _, v := range []*fiat.Version{v1, v2, v3} {
 		deploy(t, db, fiat.Production, v)
 	}
-	if _, err := db.Apply(t.Context(), store.Change{Env: "staging", Kind: "fork", CopyFrom: fiat.Production, Create: true}); err != nil {
-		t.Fatal(err)
+	for _, c := range []store.Change{
+		{Env: fiat.Production, Kind: "flag", Flag: &store.FlagChange{Name: "beta", Set: &fiat.FlagPatch{Percent: new(10.0), Users: &[]string{"ada"}}}},
+		{Env: fiat.Production, Kind: "user-key", UserKey: &fiat.UserKeySource{From: "query", Name: "user"}},
+		{Env: "staging", Kind: "fork", CopyFrom: fiat.Production, Create: true},
+	} {
+		if _, err := db.Apply(t.Context(), c); err != nil {
+			t.Fatal(err)
+		}
 	}
 	before, err := db.State(t.Context())
 	if err != nil {
@@ -147,8 +153,8 @@ func TestReopen(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if !reflect.DeepEqual(after, before) {
-		t.Fatalf("state after reopening:\n%+v\nwant:\n%+v", after, before)
+	if !reflect.DeepEqual(after, before) || len(after.Envs[0].Flags) != 1 || after.Envs[0].UserKey == nil {
+		t.Fatalf("state after reopening:\n%+v\nwant:\n%+v, with a flag and a user key source", after, before)
 	}
 	got, err := db.Version(t.Context(), v2.ID)
 	if err != nil || string(got.Files[0].Data) != "2" {

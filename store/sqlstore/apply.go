@@ -71,22 +71,25 @@ func check(c store.Change) error {
 		return err
 	}
 	ops := 0
-	for _, given := range []bool{len(c.Set) > 0 || len(c.Undo) > 0, c.CopyFrom != "", c.Delete, len(c.Scale) > 0, c.Rollout != nil} {
+	for _, given := range []bool{len(c.Set) > 0 || len(c.Undo) > 0, c.CopyFrom != "", c.Delete, len(c.Scale) > 0, c.Rollout != nil, c.Flag != nil, c.UserKey != nil} {
 		if given {
 			ops++
 		}
 	}
 	switch {
 	case ops > 1:
-		return fmt.Errorf("change to env %q: give one of Set/Undo, CopyFrom, Delete, Scale and Rollout, not several", c.Env)
+		return fmt.Errorf("change to env %q: give one of Set/Undo, CopyFrom, Delete, Scale, Rollout, Flag and UserKey, not several", c.Env)
 	case ops == 0 && len(c.Versions) == 0 && !c.Create:
 		return fmt.Errorf("change to env %q changes nothing", c.Env)
 	case c.Create && c.Delete:
 		return fmt.Errorf("change to env %q both creates and deletes it", c.Env)
 	case c.Existing && (c.Create || c.Delete):
 		return fmt.Errorf("change to env %q requires it to exist and also creates or deletes it", c.Env)
-	case (len(c.Scale) > 0 || c.Rollout != nil) && c.Create:
-		return fmt.Errorf("change to env %q changes services of an env it creates", c.Env)
+	case (len(c.Scale) > 0 || c.Rollout != nil || c.Flag != nil || c.UserKey != nil) && c.Create:
+		return fmt.Errorf("change to env %q changes services or flags of an env it creates", c.Env)
+	}
+	if err := checkFlagChange(c); err != nil {
+		return err
 	}
 	if c.Rollout != nil {
 		if err := checkRollout(c.Env, c.Rollout); err != nil {
@@ -143,6 +146,10 @@ func apply(ctx context.Context, tx writeTx, c store.Change, now time.Time) (stor
 	if err != nil {
 		return rec, err
 	}
+	flags, err := loadFlags(ctx, tx, c.Env)
+	if err != nil {
+		return rec, err
+	}
 	var steps map[string]step
 	switch {
 	case c.Create && exists:
@@ -155,7 +162,7 @@ func apply(ctx context.Context, tx writeTx, c store.Change, now time.Time) (stor
 		}
 		rec.After = fiat.Env{Name: c.Env, Services: map[string]fiat.Hash{}}
 		rec.Deleted = true
-	case (len(c.Scale) > 0 || c.Rollout != nil) && !exists:
+	case (len(c.Scale) > 0 || c.Rollout != nil || c.Flag != nil || c.UserKey != nil) && !exists:
 		return rec, fmt.Errorf("env %q does not exist (`fiat env list` shows those that do): %w", c.Env, store.ErrNotFound)
 	case c.Rollout != nil:
 		p, err := planRollout(ctx, tx, c, heads, rollouts, now)
@@ -164,6 +171,11 @@ func apply(ctx context.Context, tx writeTx, c store.Change, now time.Time) (stor
 		}
 		steps, rollouts, rec.Ended = p.steps, p.after, p.ended
 		rec.After = switchTo(&rec, envOf(c.Env, heads), heads, steps)
+	case c.Flag != nil || c.UserKey != nil:
+		rec.After = envOf(c.Env, heads)
+		if flags, err = flags.change(c); err != nil {
+			return rec, err
+		}
 	case len(c.Scale) > 0:
 		rec.After = envOf(c.Env, heads)
 		for _, service := range slices.Sorted(maps.Keys(c.Scale)) {
@@ -185,6 +197,11 @@ func apply(ctx context.Context, tx writeTx, c store.Change, now time.Time) (stor
 		if exists || c.Create || len(steps) > 0 {
 			rec.After = switchTo(&rec, envOf(c.Env, heads), heads, steps)
 		}
+		if c.Create && c.CopyFrom != "" {
+			if flags, err = loadFlags(ctx, tx, c.CopyFrom); err != nil {
+				return rec, err
+			}
+		}
 		moved := make([]string, len(rec.Switched))
 		for i, sw := range rec.Switched {
 			moved[i] = sw.Service
@@ -195,6 +212,7 @@ func apply(ctx context.Context, tx writeTx, c store.Change, now time.Time) (stor
 	}
 	if rec.After.Name != "" && !rec.Deleted {
 		rec.After.Rollouts = rollouts
+		rec.After.Flags, rec.After.UserKey = flags.flags, flags.userKey
 	}
 	if err := insertRecord(ctx, tx, rec); err != nil {
 		return rec, err
@@ -208,9 +226,14 @@ func apply(ctx context.Context, tx writeTx, c store.Change, now time.Time) (stor
 	}
 	switch {
 	case rec.Deleted:
+		if err := logFlags(ctx, tx, rec.ID, c.Env, flags.flags); err != nil {
+			return rec, err
+		}
 		return rec, deleteEnv(ctx, tx, c.Env)
 	case rec.After.Name == "":
 		return rec, nil // it only stored versions
+	case c.Flag != nil || c.UserKey != nil:
+		return rec, writeFlags(ctx, tx, rec.ID, c, flags)
 	case c.Rollout != nil:
 		if err := writeRollout(ctx, tx, c, rollouts); err != nil {
 			return rec, err
@@ -223,7 +246,10 @@ func apply(ctx context.Context, tx writeTx, c store.Change, now time.Time) (stor
 		}
 		return rec, nil
 	case !exists:
-		if _, err := tx.ExecContext(ctx, `INSERT INTO envs (name) VALUES ($1)`, c.Env); err != nil {
+		if _, err := tx.ExecContext(ctx, `INSERT INTO envs (name, user_key) VALUES ($1, $2)`, c.Env, flags.userKeyColumn()); err != nil {
+			return rec, err
+		}
+		if err := copyFlags(ctx, tx, rec.ID, c.Env, flags.flags); err != nil {
 			return rec, err
 		}
 	}
@@ -475,8 +501,10 @@ func plan(ctx context.Context, tx writeTx, c store.Change, heads map[string]head
 }
 
 func deleteEnv(ctx context.Context, tx writeTx, env string) error {
-	if _, err := tx.ExecContext(ctx, `DELETE FROM rollouts WHERE env = $1`, env); err != nil {
-		return err
+	for _, table := range []string{"rollouts", "flags"} {
+		if _, err := tx.ExecContext(ctx, `DELETE FROM `+table+` WHERE env = $1`, env); err != nil {
+			return err
+		}
 	}
 	if _, err := tx.ExecContext(ctx, `DELETE FROM env_services WHERE env = $1`, env); err != nil {
 		return err

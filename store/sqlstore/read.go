@@ -143,10 +143,13 @@ func allEnvs(ctx context.Context, tx *sql.Tx) ([]fiat.Env, error) {
 		return nil, err
 	}
 	rollouts, err := scanRollouts(rows)
+	if err != nil {
+		return nil, err
+	}
 	for env, rs := range rollouts {
 		envs[index[env]].Rollouts = rs
 	}
-	return envs, err
+	return envs, allFlags(ctx, tx, envs, index)
 }
 
 const (
@@ -321,7 +324,11 @@ func (s *Store) Env(ctx context.Context, name string) (_ fiat.Env, err error) {
 		return fiat.Env{}, fmt.Errorf("env %q: %w", name, store.ErrNotFound)
 	}
 	env := envOf(name, heads)
-	env.Rollouts, err = loadRollouts(ctx, tx, name)
+	if env.Rollouts, err = loadRollouts(ctx, tx, name); err != nil {
+		return fiat.Env{}, err
+	}
+	flags, err := loadFlags(ctx, tx, name)
+	env.Flags, env.UserKey = flags.flags, flags.userKey
 	return env, err
 }
 

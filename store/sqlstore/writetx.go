@@ -23,8 +23,11 @@ const (
 		FROM envs e LEFT JOIN env_versions v ON v.env = e.name WHERE e.name = $1`
 	selectService  = `SELECT service FROM versions WHERE id = $1`
 	selectRollouts = `SELECT env, rollout FROM rollouts WHERE env = $1 ORDER BY started, id`
-	insertHistory  = `INSERT INTO history (record_id, service, version, back_to) VALUES ($1, $2, $3, $4) RETURNING id`
-	setHead        = `INSERT INTO env_services (env, service, history_id) VALUES ($1, $2, $3)
+	// selectFlags has one row per flag of the env, one row with NULL flags
+	// for an env without flags, and none for an env that does not exist.
+	selectFlags   = `SELECT e.user_key, f.name, f.flag FROM envs e LEFT JOIN flags f ON f.env = e.name WHERE e.name = $1 ORDER BY f.name`
+	insertHistory = `INSERT INTO history (record_id, service, version, back_to) VALUES ($1, $2, $3, $4) RETURNING id`
+	setHead       = `INSERT INTO env_services (env, service, history_id) VALUES ($1, $2, $3)
 		ON CONFLICT (env, service) DO UPDATE SET history_id = excluded.history_id`
 	lastPosition = `SELECT last FROM positions`
 )
@@ -37,7 +40,7 @@ var onConflict = map[string]string{
 
 func prepare(ctx context.Context, db *sql.DB) (map[string]*sql.Stmt, error) {
 	prepared := map[string]*sql.Stmt{}
-	for _, query := range []string{nextPosition, insertRecordSQL, insertVersion, selectEnv, selectService, selectRollouts, insertHistory, setHead} {
+	for _, query := range []string{nextPosition, insertRecordSQL, insertVersion, selectEnv, selectService, selectRollouts, selectFlags, insertHistory, setHead} {
 		stmt, err := db.PrepareContext(ctx, query)
 		if err != nil {
 			return nil, err

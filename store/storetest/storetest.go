@@ -62,6 +62,9 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 		{"Rollout", testRollout},
 		{"RolloutAbort", testRolloutAbort},
 		{"RolloutRefused", testRolloutRefused},
+		{"Flags", testFlags},
+		{"FlagsForkAndDelete", testFlagsForkAndDelete},
+		{"FlagsLimit", testFlagsLimit},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

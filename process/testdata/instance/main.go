@@ -51,7 +51,7 @@ func main() {
 		w.Write(data)
 	})
 	http.HandleFunc("/headers", func(w http.ResponseWriter, r *http.Request) {
-		for _, name := range []string{"X-Forwarded-For", "X-Forwarded-Host", "X-Forwarded-Proto", "Fiat-Version"} {
+		for _, name := range []string{"X-Forwarded-For", "X-Forwarded-Host", "X-Forwarded-Proto", "Fiat-Version", "Fiat-Flags"} {
 			fmt.Fprintf(w, "%s=%s\n", name, r.Header.Get(name))
 		}
 	})
