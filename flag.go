@@ -339,3 +339,35 @@ func FlagsHeaderOf(names []string, on func(name string) bool) string {
 	}
 	return b.String()
 }
+
+// ParseFlagsHeader reads a Fiat-Flags header, "name=on, other=off", as the
+// flags it lists: a process passes the flags of its request on to the
+// services it calls by sending the header it was given. Parts that are not
+// name=on or name=off are ignored: every flag they would name is off.
+func ParseFlagsHeader(header string) Flags {
+	var f listedFlags
+	for part := range strings.SplitSeq(header, ",") {
+		name, state, ok := strings.Cut(strings.TrimSpace(part), "=")
+		if ok && CheckFlagName(name) == nil && (state == "on" || state == "off") && !slices.Contains(f.names, name) {
+			f.names = append(f.names, name)
+			f.on = append(f.on, state == "on")
+		}
+	}
+	return f
+}
+
+// listedFlags are flags as a Fiat-Flags header lists them.
+type listedFlags struct {
+	names []string
+	on    []bool
+}
+
+func (f listedFlags) Flag(name string) bool {
+	i := slices.Index(f.names, name)
+	return i >= 0 && f.on[i]
+}
+
+func (f listedFlags) Header() string {
+	names := slices.Sorted(slices.Values(f.names))
+	return FlagsHeaderOf(names, f.Flag)
+}

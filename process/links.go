@@ -5,9 +5,12 @@ import (
 	"net"
 	"net/http"
 	"strconv"
+	"strings"
 	"time"
 
 	"golang.org/x/net/netutil"
+
+	"github.com/fiatdev/fiat"
 )
 
 // links are the addresses an instance reaches the versions its version
@@ -41,12 +44,24 @@ func openLinks(uses map[string]http.Handler) (*links, error) {
 			l.close(context.Background())
 			return nil, err
 		}
-		srv := &http.Server{Handler: handler, ReadHeaderTimeout: linkHeaderTimeout, IdleTimeout: linkIdleTimeout, MaxHeaderBytes: linkMaxHeader}
+		srv := &http.Server{Handler: passFlags(handler), ReadHeaderTimeout: linkHeaderTimeout, IdleTimeout: linkIdleTimeout, MaxHeaderBytes: linkMaxHeader}
 		go srv.Serve(netutil.LimitListener(ln, linkMaxConns))
 		l.servers = append(l.servers, srv)
 		l.urls[service] = "http://127.0.0.1:" + strconv.Itoa(ln.Addr().(*net.TCPAddr).Port)
 	}
 	return l, nil
+}
+
+// passFlags gives a request through a link the flags its Fiat-Flags
+// header lists: an instance that passes on the header it was given calls
+// the services it uses with its own request's flags.
+func passFlags(h http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if header, ok := r.Header[fiat.FlagsHeader]; ok {
+			r = r.WithContext(fiat.WithFlags(r.Context(), fiat.ParseFlagsHeader(strings.Join(header, ","))))
+		}
+		h.ServeHTTP(w, r)
+	})
 }
 
 // url is where service is reached, for fiat.Interpolate.

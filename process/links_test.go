@@ -2,6 +2,7 @@ package process
 
 import (
 	"bufio"
+	"fmt"
 	"context"
 	"io"
 	"net"
@@ -9,6 +10,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/fiatdev/fiat"
 )
 
 // An instance that floods its link with connections holds at most
@@ -47,5 +50,29 @@ func TestLinkBoundsConnections(t *testing.T) {
 	resp, err := http.ReadResponse(bufio.NewReader(extra), nil)
 	if err != nil || resp.StatusCode != http.StatusOK {
 		t.Errorf("once the others closed, the waiting connection got %v, %v", resp, err)
+	}
+}
+
+// A request through a link has the flags its Fiat-Flags header lists, as
+// the calling instance passes on its own request's.
+func TestLinkPassesFlags(t *testing.T) {
+	l, err := openLinks(map[string]http.Handler{"api": http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		flags := fiat.FlagsFrom(r.Context())
+		fmt.Fprintf(w, "beta=%v new=%v", flags.Flag("beta"), flags.Flag("new"))
+	})})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.close(context.Background())
+	req, _ := http.NewRequest("GET", l.url("api")+"/", nil)
+	req.Header.Set("Fiat-Flags", "beta=on, new=off, Bad Name=on")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if string(body) != "beta=true new=false" {
+		t.Errorf("through the link: %q", body)
 	}
 }
