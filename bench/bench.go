@@ -20,6 +20,8 @@ import (
 	"time"
 
 	"github.com/fiatdev/fiat"
+	"github.com/fiatdev/fiat/deploy"
+	"github.com/fiatdev/fiat/project"
 	"github.com/fiatdev/fiat/server"
 )
 
@@ -60,6 +62,9 @@ type Report struct {
 	// ScriptFlagRoute is the script route reading a flag (at 50%, for
 	// requests without a user key) in an env with one.
 	ScriptFlagRoute Load `json:"script_reading_a_flag"`
+	// ScriptRolloutRoute is the script route of a service rolling out to
+	// 50% of users, each request split between the two versions.
+	ScriptRolloutRoute Load `json:"script_during_a_rollout"`
 	// IdleVersionBytes is the heap one started, idle version adds to the
 	// server (compiled program, globals, router entry, metrics).
 	IdleVersionBytes int64 `json:"idle_version_bytes"`
@@ -129,7 +134,22 @@ func Run(ctx context.Context, opts Options) (Report, error) {
 		return rep, err
 	}
 	url = srv.Addresses.Service("todos", fiat.Production) + "/flagged"
-	rep.ScriptFlagRoute, err = load(ctx, srv.Public.String(), url, opts.Duration, opts.Concurrency)
+	if rep.ScriptFlagRoute, err = load(ctx, srv.Public.String(), url, opts.Duration, opts.Concurrency); err != nil {
+		return rep, err
+	}
+	fmt.Fprintf(opts.Progress, "loading the script handler during a rollout to 50%%, %v at concurrency %d...\n", opts.Duration, opts.Concurrency)
+	if err := change(dir, opts.Deploys+1); err != nil {
+		return rep, err
+	}
+	bundle, err := project.Load(dir)
+	if err != nil {
+		return rep, err
+	}
+	if _, err := srv.Deployer.DeployRollout(ctx, fiat.Production, bundle, deploy.RolloutPlan{Percent: 50}); err != nil {
+		return rep, err
+	}
+	url = srv.Addresses.Service("todos", fiat.Production) + "/hello"
+	rep.ScriptRolloutRoute, err = load(ctx, srv.Public.String(), url, opts.Duration, opts.Concurrency)
 	return rep, err
 }
 

@@ -45,8 +45,8 @@ func TestRun(t *testing.T) {
 	if rep.DeployPerCommit <= 0 || rep.CLIDeploy.P50 < rep.Deploy.P50 {
 		t.Errorf("deploy/commit ratio %.2f, CLI p50 %.2f ms < server p50 %.2f ms", rep.DeployPerCommit, rep.CLIDeploy.P50, rep.Deploy.P50)
 	}
-	if rep.PlainHandler.Requests == 0 || rep.ScriptRoute.Requests == 0 || rep.ScriptFlagRoute.Requests == 0 {
-		t.Errorf("request loads: plain %+v, script %+v, flag %+v; want requests in each", rep.PlainHandler, rep.ScriptRoute, rep.ScriptFlagRoute)
+	if rep.PlainHandler.Requests == 0 || rep.ScriptRoute.Requests == 0 || rep.ScriptFlagRoute.Requests == 0 || rep.ScriptRolloutRoute.Requests == 0 {
+		t.Errorf("request loads: plain %+v, script %+v, flag %+v, rollout %+v; want requests in each", rep.PlainHandler, rep.ScriptRoute, rep.ScriptFlagRoute, rep.ScriptRolloutRoute)
 	}
 	if rep.IdleVersions != deploys || rep.Wake.N != deploys || rep.IdleVersionBytes <= 0 || rep.RestartMS <= 0 {
 		t.Errorf("after restart: %d versions woken (%+v), %d bytes each, restart %.1f ms; want %d woken, bytes and time measured",

@@ -78,7 +78,7 @@ func printReport(w io.Writer, r bench.Report) {
 	for _, l := range []struct {
 		name string
 		l    bench.Load
-	}{{"plain Go net/http", r.PlainHandler}, {"script through fiat's router", r.ScriptRoute}, {"script reading a flag through fiat's router", r.ScriptFlagRoute}} {
+	}{{"plain Go net/http", r.PlainHandler}, {"script through fiat's router", r.ScriptRoute}, {"script reading a flag through fiat's router", r.ScriptFlagRoute}, {"script during a 50% rollout through fiat's router", r.ScriptRolloutRoute}} {
 		fmt.Fprintf(w, "| %s | %.0f | %.3f | %.3f |\n", l.name, l.l.RequestsPerS, l.l.Latency.P50, l.l.Latency.P99)
 	}
 	fmt.Fprintf(w, "\nscript/plain: %.2fx the requests per second, %.2fx the p99 latency\n",
