@@ -5,6 +5,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -165,7 +166,7 @@ func TestNoCrossVersionCallsUnderLoad(t *testing.T) {
 	}
 	deploy(0)
 	stop := make(chan struct{})
-	var served, wrong atomic.Int64
+	var served atomic.Int64
 	var failures sync.WaitGroup
 	errs := make(chan string, 4)
 	for range 4 {
@@ -183,7 +184,6 @@ func TestNoCrossVersionCallsUnderLoad(t *testing.T) {
 				want := apiOf[web]
 				mu.Unlock()
 				if w.Code != 200 || !strings.HasSuffix(w.Body.String(), " from "+want) {
-					wrong.Add(1)
 					select {
 					case errs <- fmt.Sprintf("web %s answered %d %q, want a call to api %s", web, w.Code, w.Body.String(), want):
 					default:
@@ -226,4 +226,37 @@ func TestConfigReachesCallers(t *testing.T) {
 		t.Errorf("api after its config changed: %+v", s)
 	}
 	n.wantServes(t, "web.localhost", "web via blue from "+got["api"].Version.Short())
+}
+
+// A rollout of a change to api makes a candidate web that calls only the
+// candidate api, and the current web only the current api: a user gets the
+// whole new set or the whole old one.
+func TestRolloutCandidatesCallCandidates(t *testing.T) {
+	n, _ := countingNode(t)
+	current := byName(n.deploy(t, fiat.Production, frontAndBack("web", "api 1")))
+	if _, err := n.d.DeployRollout(t.Context(), fiat.Production, frontAndBack("web", "api 2"), RolloutPlan{Percent: 50}); err != nil {
+		t.Fatal(err)
+	}
+	versions, problems := project.Versions(frontAndBack("web", "api 2"))
+	if len(problems) > 0 {
+		t.Fatal(problems)
+	}
+	candidateAPI := versions[slices.IndexFunc(versions, func(v *fiat.Version) bool { return v.Service == "api" })].ID
+	seen := map[string]bool{}
+	for i := range 200 {
+		req := httptest.NewRequest(http.MethodGet, "http://web.localhost/", nil)
+		req.Header.Set("X-User-Id", fmt.Sprintf("user-%d", i))
+		w := httptest.NewRecorder()
+		n.router.ServeHTTP(w, req)
+		body := w.Body.String()
+		switch body {
+		case "web via api 1 from " + current["api"].Version.Short(), "web via api 2 from " + candidateAPI.Short():
+			seen[body] = true
+		default:
+			t.Fatalf("user-%d got %d %q: a web that called an api of the other set", i, w.Code, body)
+		}
+	}
+	if len(seen) != 2 {
+		t.Errorf("200 users at 50%% all got %v", seen)
+	}
 }
