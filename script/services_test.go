@@ -3,6 +3,7 @@ package script
 import (
 	"log/slog"
 	"net/http"
+	"net/http/httptest"
 	"strings"
 	"testing"
 	"time"
@@ -89,4 +90,36 @@ func TestServicesAreNotCalledAtTopLevel(t *testing.T) {
 	if err == nil || !strings.Contains(err.Error(), "services are called by handlers and tests, not at the top level") {
 		t.Errorf("a call at top level: %v", err)
 	}
+}
+
+// BenchmarkServicesCall is a request whose handler calls a script service
+// it uses, in process, next to the same handler answering by itself.
+func BenchmarkServicesCall(b *testing.B) {
+	api := startUsingB(b, map[string]string{"main.star": `http.route("GET", "/", lambda req: "api")`}, nil)
+	for name, main := range map[string]string{
+		"alone":   `http.route("GET", "/", lambda req: "api")`,
+		"calling": `http.route("GET", "/", lambda req: services.api.get("/").body)`,
+	} {
+		b.Run(name, func(b *testing.B) {
+			a := startUsingB(b, map[string]string{"main.star": main}, map[string]http.Handler{"api": api})
+			req := httptest.NewRequest("GET", "/", nil)
+			b.ReportAllocs()
+			for b.Loop() {
+				w := httptest.NewRecorder()
+				a.ServeHTTP(w, req)
+			}
+		})
+	}
+}
+
+func startUsingB(b *testing.B, files map[string]string, uses map[string]http.Handler) *App {
+	p, err := Compile(version(files, generous))
+	if err != nil {
+		b.Fatal(err)
+	}
+	a, err := p.Start(Options{Logger: slog.New(slog.DiscardHandler), Uses: uses})
+	if err != nil {
+		b.Fatal(err)
+	}
+	return a
 }
