@@ -297,6 +297,13 @@ func (f *follower) waitFor(ctx context.Context, position int64) error {
 	}
 }
 
+// nextApplied is closed when the follower next applies a change.
+func (f *follower) nextApplied() <-chan struct{} {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.applied
+}
+
 // Position is that of the last change the router serves.
 func (f *follower) Position() int64 {
 	f.mu.Lock()

@@ -19,22 +19,36 @@ import (
 // calls serves the requests a version sends to each service it uses, by
 // name, to exactly the version uses names: the router's, once the router
 // knows it, else the one pending gives, started for a change not yet
-// applied (a deploy's versions, while they are tested).
+// applied (a deploy's versions, while they are tested), else the router's
+// once this node applies the change that stores it.
 func (d *Deployer) calls(uses map[string]fiat.Hash, pending func(fiat.Hash) fiat.Running) map[string]http.Handler {
 	handlers := make(map[string]http.Handler, len(uses))
 	for service, id := range uses {
 		handlers[service] = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-			if h := d.router.Version(service, id); h != nil {
-				h.ServeHTTP(w, r)
-				return
-			}
-			if pending != nil {
-				if running := pending(id); running != nil {
-					running.ServeHTTP(w, r)
+			// A version started for another node's change may call
+			// before this node has applied the change that stores what it
+			// uses: it waits for it, as long as a change takes to be served.
+			wait, cancel := context.WithTimeout(r.Context(), servedWithin)
+			defer cancel()
+			for {
+				next := d.follower.nextApplied()
+				if h := d.router.Version(service, id); h != nil {
+					h.ServeHTTP(w, r)
+					return
+				}
+				if pending != nil {
+					if running := pending(id); running != nil {
+						running.ServeHTTP(w, r)
+						return
+					}
+				}
+				select {
+				case <-next:
+				case <-wait.Done():
+					http.Error(w, fmt.Sprintf("fiat: version %s of %s does not run on this node yet; try again", id.Short(), service), http.StatusServiceUnavailable)
 					return
 				}
 			}
-			http.Error(w, fmt.Sprintf("fiat: version %s of %s does not run on this node yet; try again", id.Short(), service), http.StatusServiceUnavailable)
 		})
 	}
 	return handlers

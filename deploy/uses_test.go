@@ -10,6 +10,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/fiatdev/fiat"
 	"github.com/fiatdev/fiat/project"
@@ -258,5 +259,28 @@ func TestRolloutCandidatesCallCandidates(t *testing.T) {
 	}
 	if len(seen) != 2 {
 		t.Errorf("200 users at 50%% all got %v", seen)
+	}
+}
+
+// A call to a version this node does not know yet (one started for another
+// node's change, calling before this node applied the change that stores
+// what it uses) waits for the change rather than fail.
+func TestCallWaitsForTheVersionItUses(t *testing.T) {
+	n, _ := countingNode(t)
+	b := frontAndBack("web", "api 1")
+	versions, _ := project.Versions(b)
+	api := versions[slices.IndexFunc(versions, func(v *fiat.Version) bool { return v.Service == "api" })].ID
+	answered := make(chan *httptest.ResponseRecorder)
+	go func() {
+		w := httptest.NewRecorder()
+		n.d.calls(map[string]fiat.Hash{"api": api}, nil)["api"].ServeHTTP(w, httptest.NewRequest(http.MethodGet, "/", nil))
+		answered <- w
+	}()
+	// Let the call begin first: on a node that does not wait it fails at
+	// once. (If it begins later it succeeds either way.)
+	time.Sleep(20 * time.Millisecond)
+	n.deploy(t, fiat.Production, b)
+	if w := <-answered; w.Code != 200 || w.Body.String() != "api 1" {
+		t.Errorf("the call made before the api was deployed got %d %q", w.Code, w.Body)
 	}
 }
