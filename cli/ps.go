@@ -44,7 +44,11 @@ func printProcesses(w io.Writer, ps []deploy.Process) {
 			if !i.Started.IsZero() {
 				up = time.Since(i.Started).Round(time.Second).String()
 			}
-			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%d\t%s\t%s\n", p.Env, p.Service, p.Version.Short(), i.ID, i.State, i.Restarts, up, humanize.IBytes(i.MemoryBytes))
+			version := p.Version.Short()
+			if p.Candidate {
+				version += " (candidate)"
+			}
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%d\t%s\t%s\n", p.Env, p.Service, version, i.ID, i.State, i.Restarts, up, humanize.IBytes(i.MemoryBytes))
 		}
 	}
 	tw.Flush()

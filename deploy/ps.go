@@ -13,9 +13,12 @@ import (
 // Process is a process service's version that an env serves, as it runs
 // on this node.
 type Process struct {
-	Env       string          `json:"env"`
-	Service   string          `json:"service"`
-	Version   fiat.Hash       `json:"version"`
+	Env     string    `json:"env"`
+	Service string    `json:"service"`
+	Version fiat.Hash `json:"version"`
+	// Candidate says the version is a rollout's candidate, which the env
+	// serves to some of its users.
+	Candidate bool            `json:"candidate,omitempty"`
 	Instances []fiat.Instance `json:"instances"`
 }
 
@@ -26,6 +29,14 @@ func (d *Deployer) Processes() []Process {
 		for _, service := range slices.Sorted(maps.Keys(env.Services)) {
 			if s, ok := d.router.Running(env.Name, service).(fiat.Supervised); ok {
 				ps = append(ps, Process{Env: env.Name, Service: service, Version: env.Services[service], Instances: s.Instances()})
+			}
+		}
+		for _, r := range env.Rollouts {
+			for _, service := range slices.Sorted(maps.Keys(r.Candidates)) {
+				id := r.Candidates[service]
+				if s, ok := d.router.RunningVersion(id).(fiat.Supervised); ok {
+					ps = append(ps, Process{Env: env.Name, Service: service, Version: id, Candidate: true, Instances: s.Instances()})
+				}
 			}
 		}
 	}

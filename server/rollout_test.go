@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"math/rand/v2"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -11,6 +12,7 @@ import (
 	"sync/atomic"
 	"testing"
 
+	"github.com/fiatdev/fiat"
 	"github.com/fiatdev/fiat/deploy"
 )
 
@@ -370,4 +372,81 @@ func TestRolloutRefusesBadInput(t *testing.T) {
 	if envs, _ := n.admin.Envs(t.Context()); envs[0].Services["app"] != first || len(envs[0].Rollouts) != 1 || envs[0].Rollouts[0].Percent != 5 {
 		t.Errorf("refused changes changed the env: %+v", envs[0])
 	}
+}
+
+// TestProcessRollout rolls out a process service as a script's: its
+// candidate's instances run beside the current ones, users stay on their
+// side as the percentage rises, `fiat ps` shows the candidate, and an abort
+// under load fails no request and stops the candidate's instances.
+func TestProcessRollout(t *testing.T) {
+	cfg := testConfig(filepath.Join(publicDir(t), "data"))
+	cfg.MaxBundle = 32 << 20
+	n := startConfig(t, cfg)
+	dir := t.TempDir()
+	n.deployJSON(writeProcessProject(t, dir, "current"))
+	res := n.deployJSON(writeProcessProject(t, dir, "candidate"), "--rollout", "30")
+	if res.Rollout == nil {
+		t.Fatalf("deploy --rollout 30: %+v", res)
+	}
+	greeting := func(user string) string {
+		code, body, err := n.getAs("app", user)
+		if err != nil || code != 200 {
+			t.Fatalf("user %q: %d %q %v", user, code, body, err)
+		}
+		g, _, _ := strings.Cut(body, " from ")
+		return g
+	}
+	had := map[string]bool{}
+	for _, percent := range []string{"30", "60"} {
+		n.rolloutJSON("rollout", "app", "--percent", percent)
+		candidates := 0
+		for i := range 100 {
+			user := fmt.Sprintf("user-%d", i)
+			on := greeting(user) == "candidate"
+			if had[user] && !on {
+				t.Fatalf("user %s had the candidate and lost it at %s%%", user, percent)
+			}
+			had[user] = on
+			if on {
+				candidates++
+			}
+		}
+		if candidates == 0 || candidates == 100 {
+			t.Errorf("at %s%%, %d of 100 users got the candidate", percent, candidates)
+		}
+	}
+	var candidate fiat.Hash
+	for _, p := range n.processes() {
+		if p.Candidate {
+			candidate = p.Version
+		}
+	}
+	if candidate == "" || candidate != res.Rollout.Candidates["app"] {
+		t.Fatalf("fiat ps lists %+v, want the candidate %s", n.processes(), res.Rollout.Candidates["app"])
+	}
+
+	stop := make(chan struct{})
+	served := hammer(t, 4, stop, func() error {
+		code, body, err := n.getAs("app", fmt.Sprint("user-", rand.IntN(100)))
+		if err != nil || code != 200 {
+			return fmt.Errorf("during the abort: %d %q %v", code, body, err)
+		}
+		return nil
+	})
+	n.rolloutJSON("rollout", "app", "--abort")
+	close(stop)
+	served()
+	for i := range 100 {
+		if g := greeting(fmt.Sprintf("user-%d", i)); g != "current" {
+			t.Fatalf("after the abort user-%d got %q", i, g)
+		}
+	}
+	waitFor(t, "the candidate's instances to stop", func() bool {
+		for _, p := range n.processes() {
+			if p.Version == candidate {
+				return false
+			}
+		}
+		return true
+	})
 }
