@@ -285,9 +285,13 @@ func (c *cli) versionsCmd() *cobra.Command {
 
 func printVersions(w io.Writer, versions []store.VersionInfo) {
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
-	fmt.Fprintln(tw, "VERSION\tCREATED\tENVS")
+	fmt.Fprintln(tw, "VERSION\tCREATED\tENVS\tUSES")
 	for _, v := range versions {
-		fmt.Fprintf(tw, "%s\t%s\t%s\n", v.ID.Short(), v.Created.Local().Format("2006-01-02 15:04:05"), strings.Join(v.Envs, ","))
+		var uses []string
+		for _, service := range slices.Sorted(maps.Keys(v.Uses)) {
+			uses = append(uses, service+" "+v.Uses[service].Short())
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", v.ID.Short(), v.Created.Local().Format("2006-01-02 15:04:05"), strings.Join(v.Envs, ","), strings.Join(uses, ", "))
 	}
 	tw.Flush()
 }

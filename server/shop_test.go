@@ -122,6 +122,9 @@ func TestShopExample(t *testing.T) {
 	if code != 0 || !strings.Contains(out, "frontend") || !strings.Contains(out, "uses backend") {
 		t.Errorf("fiat graph: %d %s%s", code, out, errOut)
 	}
+	if code, out, _ := n.fiat("versions", "frontend"); code != 0 || !strings.Contains(out, "backend "+first["backend"].Version.Short()) {
+		t.Errorf("fiat versions frontend does not say which backend each uses: %s", out)
+	}
 	if code, out, _ := n.fiat("graph", "--dot"); code != 0 || !strings.Contains(out, "->") {
 		t.Errorf("fiat graph --dot: %d %s", code, out)
 	}
