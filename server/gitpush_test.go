@@ -144,3 +144,18 @@ func TestGitPushRefuses(t *testing.T) {
 		t.Error("a refused push deployed")
 	}
 }
+
+// A credential helper gives git the token, for a remote without it in its
+// URL: git asks it after fiat's 401.
+func TestGitPushWithACredentialHelper(t *testing.T) {
+	n := start(t, t.TempDir())
+	g := newGitRepo(t, n, n.srv.Token, "helped")
+	g.git("remote", "set-url", "fiat", "http://"+n.srv.Admin.String()+"/git/app")
+	helper := "!f() { echo username=me; echo password=" + n.srv.Token + "; }; f"
+	if out := g.git("-c", "credential.helper="+helper, "push", "fiat", "main"); !strings.Contains(out, "main is live in production") {
+		t.Errorf("a push through a credential helper:\n%s", out)
+	}
+	if _, body, _ := n.get(n.srv.Addresses.Service("app", fiat.Production)); body != "helped" {
+		t.Errorf("after the push production answers %q", body)
+	}
+}
